@@ -1,0 +1,54 @@
+# The two entry points: `make demo` and `make test`. Each does all of its own set-up on a fresh
+# machine: a project-local virtual environment, the project and its extras, the services it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/anatomy-vlm
+NEO4JCTL := $(PY) services/neo4j/neo4jctl.py
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-embedded neo4j-start neo4j-stop benchmark clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+# Builds the seed ontology into the embedded graph (no server needed) and prints the knowledge
+# neighbourhood of three regions: their PART_OF ancestors and the findings located there.
+demo: install
+	$(CLI) kg sync
+	$(CLI) kg neighbourhood "right upper lung zone" "right costophrenic angle" "cardiac silhouette"
+	$(CLI) kg query "MATCH (f:Finding {variant: 'canonical'})-[r:LOCATED_IN]->(a:Anatomy) RETURN f.name AS finding, a.name AS region ORDER BY finding LIMIT 8"
+
+# Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite
+# against it and against the embedded engine, and stops the server whatever the outcome.
+test: install
+	$(NEO4JCTL) resolve
+	set -e; exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
+	trap '$(NEO4JCTL) stop >/dev/null' EXIT; \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite without the Neo4j server (embedded engine and pure tests only).
+test-embedded: install
+	$(PY) -m pytest -m "not neo4j" $(PYTEST_ARGS)
+
+neo4j-start: install
+	$(NEO4JCTL) start
+
+neo4j-stop:
+	$(NEO4JCTL) stop
+
+# Sync throughput and neighbourhood latency on both backends; writes docs/benchmarks.md rows.
+benchmark: install
+	$(NEO4JCTL) resolve
+	set -e; exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
+	trap '$(NEO4JCTL) stop >/dev/null' EXIT; \
+	$(PY) benchmarks/graph_sync.py
+
+clean:
+	rm -rf .anatomy-vlm .pytest_cache benchmarks/out

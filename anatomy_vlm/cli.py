@@ -1,0 +1,229 @@
+"""``anatomy-vlm``: one command, with subcommands per area (``kg`` today; ontology, train... to come).
+
+Graph options are read in one place, ``build_graph_config``; every ``kg`` command takes
+``--uri`` (or ``NEO4J_URI``) for a server, and uses the embedded engine over ``--graph-path``
+(or ``ANATOMY_VLM_GRAPH``, default ``.anatomy-vlm/graph``) when no URI is given.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from anatomy_vlm.exceptions import AnatomyVLMError
+
+app = typer.Typer(help="Anatomy-VLM KG: a knowledge-graph-centric vision-language model for chest X-rays.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+kg_app = typer.Typer(help="The knowledge graph: sync the ontology, query it, manage variants.", no_args_is_help=True)
+variant_app = typer.Typer(help="Knowledge variants living side by side in one database.", no_args_is_help=True)
+app.add_typer(kg_app, name="kg")
+kg_app.add_typer(variant_app, name="variant")
+
+console = Console()
+error_console = Console(stderr=True)
+
+# -- shared graph options ---------------------------------------------------------------------
+UriOption = typer.Option(None, "--uri", envvar="NEO4J_URI", help="bolt:// or neo4j:// URI of a server; omit for the embedded engine.")
+UserOption = typer.Option("neo4j", "--user", envvar="NEO4J_USER", help="User on the server.")
+PasswordOption = typer.Option(None, "--password", envvar="NEO4J_PASSWORD", help="Password on the server.")
+DatabaseOption = typer.Option(None, "--database", envvar="NEO4J_DATABASE", help="Database name (default: the server's).")
+GraphPathOption = typer.Option(Path(".anatomy-vlm/graph"), "--graph-path", envvar="ANATOMY_VLM_GRAPH",
+                               help="Data folder of the embedded engine.")
+VariantOption = typer.Option("canonical", "--variant", help="Knowledge variant to use.")
+
+
+def build_graph_config(uri: Optional[str], user: str, password: Optional[str], database: Optional[str], graph_path: Path):
+    from anatomy_vlm.kg import GraphConfig
+
+    return GraphConfig(uri=uri or None, user=user, password=password, database=database, embedded_path=graph_path)
+
+
+@contextmanager
+def open_store(uri, user, password, database, graph_path) -> Iterator:
+    from anatomy_vlm.kg import GraphConnection
+
+    config = build_graph_config(uri, user, password, database, graph_path)
+    where = config.uri or f"embedded engine at {config.embedded_path}"
+    with console.status(f"connecting to {where}"):
+        connection = GraphConnection(config).open()
+    try:
+        yield connection.store
+    finally:
+        connection.close()
+
+
+def _load_ontology(owl: Optional[Path]):
+    from anatomy_vlm.ontology.owl import load_owl
+    from anatomy_vlm.ontology.seed import SEED_OWL_PATH
+
+    return load_owl(owl or SEED_OWL_PATH)
+
+
+def _print_sync(report) -> None:
+    table = Table(title=f"sync of variant {report.variant!r} ({report.seconds:.2f}s)")
+    for column in ("", "added", "updated", "removed"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("concepts", str(report.concepts_added), str(report.concepts_updated), str(report.concepts_removed))
+    table.add_row("relations", str(report.relations_added), str(report.relations_updated), str(report.relations_removed))
+    console.print(table)
+    console.print(f"graph version {report.version}" + ("" if report.changed else " (unchanged: nothing written)"))
+
+
+# -- kg ---------------------------------------------------------------------------------------
+@kg_app.command("sync")
+def kg_sync(
+    owl: Optional[Path] = typer.Option(None, "--owl", help="OWL file to sync (default: the packaged seed ontology)."),
+    variant: str = VariantOption,
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Make a variant of the graph hold exactly the ontology (idempotent; one transaction)."""
+    ontology = _load_ontology(owl)
+    with open_store(uri, user, password, database, graph_path) as store:
+        with console.status(f"syncing {len(ontology.concepts)} concepts, {len(ontology.relations)} relations"):
+            report = store.sync(ontology, variant)
+    _print_sync(report)
+
+
+@kg_app.command("neighbourhood")
+def kg_neighbourhood(
+    regions: list[str] = typer.Argument(..., help="Anatomy ids, names or synonyms, e.g. 'right upper lung zone'."),
+    variant: str = VariantOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a tree."),
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """The knowledge around each region: its PART_OF ancestors and the findings located there."""
+    from dataclasses import asdict
+
+    from anatomy_vlm.ontology import ConceptKind
+
+    with open_store(uri, user, password, database, graph_path) as store:
+        ids = store.resolve(regions, variant, kind=ConceptKind.ANATOMY)
+        neighbourhoods = store.neighbourhood(list(ids.values()), variant)
+    if as_json:
+        console.print_json(json.dumps([asdict(n) for n in neighbourhoods.values()]))
+        return
+    for hood in neighbourhoods.values():
+        tree = Tree(f"[bold]{hood.name}[/] ({hood.id})")
+        path = tree.add("PART_OF ancestors")
+        for ancestor in hood.ancestors:
+            path.add(f"{'  ' * (ancestor.depth - 1)}{ancestor.name} ({ancestor.id}, depth {ancestor.depth})")
+        findings = tree.add(f"findings LOCATED_IN it or an ancestor ({len(hood.findings)})")
+        for finding in hood.findings:
+            weight = "" if finding.weight is None else f", weight {finding.weight:.3g}"
+            findings.add(f"{finding.name} ({finding.id}) at {finding.site} [{finding.source}{weight}]")
+        console.print(tree)
+
+
+@kg_app.command("query")
+def kg_query(
+    cypher: str = typer.Argument(..., help="A read-only Cypher query."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Parameter NAME=JSON (or NAME=text), repeatable."),
+    limit: int = typer.Option(100, "--limit", help="At most this many rows."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before the query is cancelled."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Run read-only Cypher (writes and admin clauses are refused) and print the rows."""
+    parameters = {}
+    for item in param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--param {item!r} is not NAME=VALUE")
+        try:
+            parameters[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            parameters[name] = raw
+    with open_store(uri, user, password, database, graph_path) as store:
+        result = store.run_read_query(cypher, parameters, limit=limit, timeout_s=timeout)
+    if as_json:
+        console.print_json(json.dumps(result.rows, default=str))
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*(json.dumps(row[c], default=str) if not isinstance(row[c], str) else row[c] for c in result.columns))
+        console.print(table)
+    if result.truncated:
+        error_console.print(f"[yellow]more than {limit} rows; showing the first {limit} (raise --limit)[/]")
+
+
+# -- kg variant -------------------------------------------------------------------------------
+@variant_app.command("create")
+def variant_create(
+    name: str = typer.Argument(..., help="Name of the new variant."),
+    base: str = typer.Option("canonical", "--from", help="Variant to copy."),
+    owl: Optional[Path] = typer.Option(None, "--owl", help="Fill the variant from this OWL file instead of a copy."),
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Create a knowledge variant beside the others (a copy of --from, or an OWL file)."""
+    ontology = _load_ontology(owl) if owl else None
+    with open_store(uri, user, password, database, graph_path) as store:
+        report = store.create_variant(name, base=base, ontology=ontology, recipe=f"from {owl}" if owl else None)
+    _print_sync(report)
+
+
+@variant_app.command("list")
+def variant_list(
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """List the knowledge variants with their versions and sizes."""
+    with open_store(uri, user, password, database, graph_path) as store:
+        variants = store.list_variants()
+    table = Table("name", "version", "concepts", "relations", "parent", "recipe", "synced at")
+    for v in variants:
+        table.add_row(v.name, v.version[:12], str(v.concepts), str(v.relations), v.parent or "", v.recipe or "", v.synced_at or "")
+    console.print(table)
+
+
+@variant_app.command("delete")
+def variant_delete(
+    name: str = typer.Argument(..., help="Variant to delete."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Delete a variant's concepts, relations and record (one transaction)."""
+    if not yes:
+        typer.confirm(f"delete knowledge variant {name!r}?", abort=True)
+    with open_store(uri, user, password, database, graph_path) as store:
+        removed = store.delete_variant(name)
+    console.print(f"deleted variant {name!r} ({removed} concepts)")
+
+
+@variant_app.command("export")
+def variant_export(
+    name: str = typer.Argument(..., help="Variant to export."),
+    out: Path = typer.Option(..., "--out", help="File to write: .owl, .graphml, .json (node-link) or .pt (HeteroData)."),
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Export a variant as OWL, GraphML, node-link JSON or a torch-geometric HeteroData file."""
+    from anatomy_vlm.kg.export import save_export
+
+    with open_store(uri, user, password, database, graph_path) as store:
+        ontology = store.read_ontology(name)
+    save_export(ontology, out)
+    console.print(f"wrote {out} ({len(ontology.concepts)} concepts, {len(ontology.relations)} relations)")
+
+
+def main() -> None:
+    try:
+        app()
+    except AnatomyVLMError as error:
+        error_console.print(f"[red]error:[/] {error}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

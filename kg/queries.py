@@ -1,0 +1,335 @@
+"""Every Cypher statement the graph store runs, named and parameterised, in one place.
+
+Values always travel as ``$parameters``. Labels and relationship types cannot be parameters in
+Cypher, so the few builders below take them only from the closed sets of the schema
+(``ConceptKind``, ``RelationType``), check them against an identifier pattern and backtick them.
+Statements are written in the subset that Neo4j 5.26 and ArcadeDB's openCypher both run; where
+the two differ the difference lives in ``kg.backends.Dialect``, not here.
+
+Variants: every concept node carries ``variant`` (the knowledge variant it belongs to), and the
+key of a concept is ``(variant, id)``; relationships join nodes of one variant only.
+"""
+
+from __future__ import annotations
+
+import re
+
+from anatomy_vlm.exceptions import ReadOnlyQueryError
+from anatomy_vlm.ontology.model import ConceptKind, RelationType
+
+CONCEPT = "Concept"
+KIND_LABELS: tuple[str, ...] = tuple(kind.value for kind in ConceptKind)
+RELATION_TYPES: tuple[str, ...] = tuple(rel.value for rel in RelationType)
+PROVENANCE_LABELS = ("Image", "ROI", "Prediction")
+VARIANT_LABEL = "KnowledgeVariant"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def identifier(name: str, allowed: tuple[str, ...]) -> str:
+    """Backtick a label or relationship type after checking it is one the schema knows."""
+    if name not in allowed or not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not one of {', '.join(allowed)}")
+    return f"`{name}`"
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+
+def schema_statements() -> list[str]:
+    """Constraints and indexes, each idempotent (``IF NOT EXISTS``)."""
+    statements = [
+        # (variant, id) is the concept key: one node per concept per knowledge variant.
+        f"CREATE CONSTRAINT concept_key IF NOT EXISTS FOR (n:{CONCEPT}) REQUIRE (n.variant, n.id) IS UNIQUE",
+    ]
+    for kind in KIND_LABELS:
+        statements.append(
+            f"CREATE CONSTRAINT {kind.lower()}_key IF NOT EXISTS "
+            f"FOR (n:{identifier(kind, KIND_LABELS)}) REQUIRE (n.variant, n.id) IS UNIQUE"
+        )
+    for label in PROVENANCE_LABELS:
+        statements.append(
+            f"CREATE CONSTRAINT {label.lower()}_id IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE"
+        )
+    statements += [
+        f"CREATE CONSTRAINT variant_name IF NOT EXISTS FOR (n:{VARIANT_LABEL}) REQUIRE n.name IS UNIQUE",
+        # Name look-ups (CLI region names, curation search) filter on the name.
+        f"CREATE INDEX concept_name IF NOT EXISTS FOR (n:{CONCEPT}) ON (n.name)",
+    ]
+    return statements
+
+
+SHOW_CONSTRAINTS = "SHOW CONSTRAINTS YIELD name RETURN name"
+
+# --- concepts and relations of one variant -----------------------------------------------------
+
+READ_CONCEPTS = f"""
+MATCH (n:{CONCEPT} {{variant: $variant}})
+RETURN n.id AS id, [label IN labels(n) WHERE label <> '{CONCEPT}'] AS kinds, properties(n) AS props
+"""
+
+READ_RELATIONS = f"""
+MATCH (a:{CONCEPT} {{variant: $variant}})-[r]->(b:{CONCEPT} {{variant: $variant}})
+RETURN type(r) AS type, a.id AS start, b.id AS end, properties(r) AS props
+"""
+
+COUNT_VARIANT_ELEMENTS = f"""
+MATCH (n:{CONCEPT} {{variant: $variant}})
+OPTIONAL MATCH (n)-[r]->(:{CONCEPT} {{variant: $variant}})
+RETURN count(DISTINCT n) AS concepts, count(r) AS relations
+"""
+
+DELETE_CONCEPTS = f"""
+UNWIND $ids AS concept_id
+MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
+DETACH DELETE n
+"""
+
+
+def relabel_concepts(kind: str) -> str:
+    """Give concepts whose kind changed their new kind label (keeps their provenance edges)."""
+    removed = ":".join(identifier(k, KIND_LABELS) for k in KIND_LABELS)
+    return f"""
+UNWIND $ids AS concept_id
+MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
+REMOVE n:{removed}
+SET n:{identifier(kind, KIND_LABELS)}
+"""
+
+
+def upsert_concepts(kind: str) -> str:
+    """Create or replace the properties of the concepts of one kind; returns how many were written."""
+    return f"""
+UNWIND $rows AS row
+MERGE (n:{CONCEPT}:{identifier(kind, KIND_LABELS)} {{variant: $variant, id: row.id}})
+SET n = row.props
+RETURN count(n) AS written
+"""
+
+
+def upsert_relations(rel_type: str) -> str:
+    """Create or replace relations of one type, keyed by (start, end, source); returns the count written."""
+    return f"""
+UNWIND $rows AS row
+MATCH (a:{CONCEPT} {{variant: $variant, id: row.start}})
+MATCH (b:{CONCEPT} {{variant: $variant, id: row.end}})
+MERGE (a)-[r:{identifier(rel_type, RELATION_TYPES)} {{source: row.source}}]->(b)
+SET r = row.props
+RETURN count(r) AS written
+"""
+
+
+def delete_relations(rel_type: str) -> str:
+    """Delete relations of one type by their (start, end, source) key."""
+    return f"""
+UNWIND $rows AS row
+MATCH (a:{CONCEPT} {{variant: $variant, id: row.start}})
+      -[r:{identifier(rel_type, RELATION_TYPES)} {{source: row.source}}]->
+      (b:{CONCEPT} {{variant: $variant, id: row.end}})
+DELETE r
+"""
+
+
+# One statement per row: the baseline the sync benchmark compares the batched path against.
+def upsert_one_concept(kind: str) -> str:
+    return f"""
+MERGE (n:{CONCEPT}:{identifier(kind, KIND_LABELS)} {{variant: $variant, id: $id}})
+SET n = $props
+"""
+
+
+def upsert_one_relation(rel_type: str) -> str:
+    return f"""
+MATCH (a:{CONCEPT} {{variant: $variant, id: $start}})
+MATCH (b:{CONCEPT} {{variant: $variant, id: $end}})
+MERGE (a)-[r:{identifier(rel_type, RELATION_TYPES)} {{source: $source}}]->(b)
+SET r = $props
+"""
+
+
+# --- knowledge variants ------------------------------------------------------------------------
+
+UPSERT_VARIANT = f"""
+MERGE (v:{VARIANT_LABEL} {{name: $name}})
+SET v += $props
+"""
+
+GET_VARIANT = f"MATCH (v:{VARIANT_LABEL} {{name: $name}}) RETURN properties(v) AS props"
+
+LIST_VARIANTS = f"MATCH (v:{VARIANT_LABEL}) RETURN properties(v) AS props ORDER BY v.name"
+
+DELETE_VARIANT_CONCEPTS = f"""
+MATCH (n:{CONCEPT} {{variant: $variant}})
+WITH n LIMIT $batch_size
+DETACH DELETE n
+RETURN count(*) AS deleted
+"""
+
+DELETE_VARIANT = f"MATCH (v:{VARIANT_LABEL} {{name: $name}}) DELETE v"
+
+# --- look-ups ----------------------------------------------------------------------------------
+
+FIND_CONCEPTS = f"""
+UNWIND $ids AS concept_id
+MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
+RETURN n.id AS id
+"""
+
+# A term matches a concept by id, by name or by synonym, ignoring case.
+RESOLVE_TERMS = f"""
+UNWIND $terms AS term
+MATCH (n:{CONCEPT} {{variant: $variant}})
+WHERE n.id = term OR toLower(n.name) = toLower(term)
+   OR any(s IN n.synonyms WHERE toLower(s) = toLower(term))
+RETURN term, n.id AS id, [label IN labels(n) WHERE label <> '{CONCEPT}'][0] AS kind
+"""
+
+# The knowledge neighbourhood of each anatomy node, for every id in one round trip: the node, its
+# PART_OF ancestors with their distance, and the findings LOCATED_IN it or in any ancestor, with
+# the site they are asserted at and the edge's weight, count and source. The keys of per-ROI
+# enrichment are built from exactly this set.
+NEIGHBOURHOOD = f"""
+UNWIND $ids AS anatomy_id
+MATCH (a:Anatomy {{variant: $variant, id: anatomy_id}})
+OPTIONAL MATCH path = (a)-[:PART_OF*1..]->(ancestor:Anatomy)
+WITH a, ancestor, min(length(path)) AS depth
+WITH a, collect(CASE WHEN ancestor IS NULL THEN NULL
+                     ELSE {{id: ancestor.id, name: ancestor.name, depth: depth}} END) AS ancestors
+OPTIONAL MATCH (a)-[:PART_OF*0..]->(site:Anatomy)<-[r:LOCATED_IN]-(finding:{CONCEPT})
+WITH a, ancestors, collect(CASE WHEN finding IS NULL THEN NULL
+                                ELSE {{id: finding.id, name: finding.name, site: site.id,
+                                      weight: r.weight, count: r.count, source: r.source}} END) AS findings
+RETURN a.id AS id, a.name AS name, ancestors, findings
+"""
+
+# --- provenance --------------------------------------------------------------------------------
+# One transaction per image writes these in order; each write returns a count that the store
+# checks, so a reference to a concept missing from the variant rolls the whole image back.
+
+WRITE_IMAGE = """
+MERGE (img:Image {id: $image.id})
+SET img += $image
+"""
+
+WRITE_ROIS = f"""
+MATCH (img:Image {{id: $image_id}})
+UNWIND $rows AS row
+MATCH (anatomy:Anatomy {{variant: $variant, id: row.anatomy_id}})
+MERGE (roi:ROI {{id: row.id}})
+SET roi = row.props
+MERGE (img)-[:HAS_ROI]->(roi)
+MERGE (roi)-[:DEPICTS]->(anatomy)
+RETURN count(roi) AS written
+"""
+
+WRITE_PREDICTIONS = f"""
+MATCH (img:Image {{id: $image_id}})
+UNWIND $rows AS row
+MATCH (finding:{CONCEPT} {{variant: $variant, id: row.finding_id}})
+MERGE (p:Prediction {{id: row.id}})
+SET p = row.props
+MERGE (p)-[:FOR_IMAGE]->(img)
+MERGE (p)-[:PREDICTS]->(finding)
+RETURN count(p) AS written
+"""
+
+WRITE_EVIDENCE = """
+UNWIND $rows AS row
+MATCH (p:Prediction {id: row.prediction_id})
+MATCH (roi:ROI {id: row.roi_id})
+MERGE (p)-[e:EVIDENCE]->(roi)
+SET e.weight = row.weight
+RETURN count(e) AS written
+"""
+
+WRITE_ATTENTION = f"""
+UNWIND $rows AS row
+MATCH (roi:ROI {{id: row.roi_id}})
+MATCH (c:{CONCEPT} {{variant: $variant, id: row.concept_id}})
+MERGE (roi)-[a:ATTENDED]->(c)
+SET a.weight = row.weight
+RETURN count(a) AS written
+"""
+
+# Replacing a run's record: drop the ROIs and predictions it wrote before, keep the image.
+DELETE_RUN = """
+MATCH (n)
+WHERE (n:ROI OR n:Prediction) AND n.image_id = $image_id AND n.run_id = $run_id
+DETACH DELETE n
+"""
+
+READ_IMAGE = "MATCH (img:Image {id: $image_id}) RETURN properties(img) AS props"
+
+READ_ROIS = """
+MATCH (:Image {id: $image_id})-[:HAS_ROI]->(roi:ROI)-[:DEPICTS]->(anatomy:Anatomy)
+OPTIONAL MATCH (roi)-[a:ATTENDED]->(c:Concept)
+WITH roi, anatomy, collect(CASE WHEN c IS NULL THEN NULL ELSE {concept_id: c.id, weight: a.weight} END) AS attention
+RETURN properties(roi) AS props, anatomy.id AS anatomy_id, attention
+ORDER BY roi.id
+"""
+
+READ_PREDICTIONS = """
+MATCH (p:Prediction)-[:FOR_IMAGE]->(:Image {id: $image_id})
+MATCH (p)-[:PREDICTS]->(finding:Concept)
+OPTIONAL MATCH (p)-[e:EVIDENCE]->(roi:ROI)
+WITH p, finding, collect(CASE WHEN roi IS NULL THEN NULL ELSE {roi_id: roi.id, weight: e.weight} END) AS evidence
+RETURN properties(p) AS props, finding.id AS finding_id, evidence
+ORDER BY p.id
+"""
+
+# The explanation of one prediction as a path set: prediction -> evidence ROIs -> the anatomy each
+# depicts, and the concepts each ROI attended to. This is the query users copy to explain a score.
+EXPLAIN_PREDICTION = """
+MATCH (p:Prediction {id: $prediction_id})-[:PREDICTS]->(finding:Concept)
+MATCH (p)-[:FOR_IMAGE]->(img:Image)
+OPTIONAL MATCH (p)-[e:EVIDENCE]->(roi:ROI)-[:DEPICTS]->(anatomy:Anatomy)
+OPTIONAL MATCH (roi)-[att:ATTENDED]->(c:Concept)
+RETURN p.id AS prediction, p.score AS score, finding.id AS finding, img.id AS image,
+       roi.id AS roi, roi.region AS region, e.weight AS evidence_weight, anatomy.id AS anatomy,
+       c.id AS attended, att.weight AS attention_weight
+ORDER BY evidence_weight DESC, attention_weight DESC
+"""
+
+# --- read-only user queries --------------------------------------------------------------------
+
+# Clauses and keywords that write, administer or reach outside the graph. ``CALL`` is allowed
+# only for the read procedures listed below. The check runs on the text with string literals,
+# backticked names and comments blanked out, so a property value saying "DELETE" is fine.
+_WRITE_KEYWORDS = (
+    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "FOREACH", "LOAD",
+    "ALTER", "GRANT", "DENY", "REVOKE", "RENAME", "START", "STOP", "TERMINATE", "USE",
+    "ENABLE", "DEALLOCATE", "REALLOCATE", "IMPORT", "INSERT", "UPDATE", "UPSERT", "TRUNCATE",
+)
+READ_PROCEDURES = frozenset({
+    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
+    "db.schema.nodetypeproperties", "db.schema.reltypeproperties",
+})
+_MASK = re.compile(
+    r"'(?:[^'\\]|\\.)*'"  # single-quoted string
+    r'|"(?:[^"\\]|\\.)*"'  # double-quoted string
+    r"|`[^`]*`"  # backticked identifier
+    r"|//[^\n]*"  # line comment
+    r"|/\*.*?\*/",  # block comment
+    re.DOTALL,
+)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def ensure_read_only(cypher: str) -> str:
+    """Return ``cypher`` unchanged if it only reads; raise ``ReadOnlyQueryError`` naming the clause."""
+    if not cypher.strip():
+        raise ReadOnlyQueryError("empty query")
+    masked = _MASK.sub(" ", cypher)
+    words = _WORD.findall(masked)
+    for position, word in enumerate(words):
+        upper = word.upper()
+        if upper in _WRITE_KEYWORDS:
+            raise ReadOnlyQueryError(f"read-only queries may not use {upper}")
+        if upper == "CALL":
+            following = words[position + 1] if position + 1 < len(words) else ""
+            if following.lower() not in READ_PROCEDURES:
+                shown = following or "a subquery"
+                raise ReadOnlyQueryError(
+                    f"read-only queries may CALL only {', '.join(sorted(READ_PROCEDURES))}; got {shown}"
+                )
+    return cypher

@@ -1,0 +1,617 @@
+"""``GraphStore``: the ontology, its knowledge variants and the provenance of predictions in a graph DB.
+
+The store takes an open ``neo4j`` driver (see ``kg.backends.GraphConnection`` for how one is
+opened on either backend) and runs only the named statements of ``kg.queries``.
+
+Every write is one transaction: a sync, a variant's creation or deletion, one image's
+provenance. A failure anywhere inside (a validation error, a row that matched nothing, a
+constraint the database enforces) rolls the whole transaction back, so the graph is exactly as
+it was before the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Iterator, Sequence
+
+import neo4j
+from neo4j.exceptions import ConstraintError, Neo4jError
+
+from anatomy_vlm.exceptions import (
+    GraphStoreError,
+    UnknownConceptError,
+    VariantError,
+)
+from anatomy_vlm.kg import queries
+from anatomy_vlm.kg.backends import NEO4J, Dialect
+from anatomy_vlm.kg.provenance import PredictionRecord, ProvenanceRecord, RegionOfInterest
+from anatomy_vlm.kg.types import (
+    DEFAULT_VARIANT,
+    Ancestor,
+    LocatedFinding,
+    Neighbourhood,
+    QueryResult,
+    SyncReport,
+    VariantInfo,
+)
+from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
+
+_KIND_BY_LABEL = {kind.value: kind for kind in ConceptKind}
+
+
+def _batches(rows: Sequence[dict], size: int) -> Iterator[list[dict]]:
+    for start in range(0, len(rows), size):
+        yield list(rows[start:start + size])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class GraphStore:
+    """Ontology sync, knowledge variants, exports, neighbourhoods and provenance over one database."""
+
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        *,
+        database: str | None = None,
+        dialect: Dialect = NEO4J,
+        batch_size: int = 5000,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.driver = driver
+        self.database = database
+        self.dialect = dialect
+        self.batch_size = batch_size
+        self._schema_ready = False
+
+    # -- sessions ------------------------------------------------------------------------------
+    def _session(self, access_mode: str = neo4j.WRITE_ACCESS) -> neo4j.Session:
+        return self.driver.session(database=self.database, default_access_mode=access_mode)
+
+    def _read(self, query: str, **params: object) -> list[neo4j.Record]:
+        with self._session(neo4j.READ_ACCESS) as session:
+            return list(session.run(query, params))
+
+    # -- schema --------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the constraints and indexes of the schema if missing, and wait until they are online."""
+        if self._schema_ready:
+            return
+        with self._session() as session:
+            # Schema statements run one per transaction: Neo4j refuses to mix them with writes.
+            for statement in queries.schema_statements():
+                session.run(statement).consume()
+            if self.dialect.await_indexes:
+                session.run(self.dialect.await_indexes).consume()
+        self._schema_ready = True
+
+    def constraint_names(self) -> set[str]:
+        return {record["name"] for record in self._read(queries.SHOW_CONSTRAINTS)}
+
+    # -- reading a variant back ----------------------------------------------------------------
+    def _concept_state(self, tx: neo4j.ManagedTransaction | neo4j.Transaction, variant: str) -> dict[str, tuple[str, dict]]:
+        state: dict[str, tuple[str, dict]] = {}
+        for record in tx.run(queries.READ_CONCEPTS, variant=variant):
+            kinds = [k for k in record["kinds"] if k in _KIND_BY_LABEL]
+            props = dict(record["props"])
+            props.pop("variant", None)
+            state[record["id"]] = (kinds[0] if len(kinds) == 1 else ",".join(sorted(kinds)), props)
+        return state
+
+    def _relation_state(self, tx: neo4j.ManagedTransaction | neo4j.Transaction, variant: str) -> dict[tuple, dict]:
+        state: dict[tuple, dict] = {}
+        for record in tx.run(queries.READ_RELATIONS, variant=variant):
+            if record["type"] not in queries.RELATION_TYPES:
+                continue  # provenance edges (ATTENDED...) are not part of the ontology
+            props = dict(record["props"])
+            state[(record["type"], record["start"], record["end"], props.get("source", ""))] = props
+        return state
+
+    def read_ontology(self, variant: str = DEFAULT_VARIANT) -> Ontology:
+        """The ontology held in a variant, exactly as ``sync`` wrote it."""
+        self.require_variant(variant)
+        with self._session(neo4j.READ_ACCESS) as session:
+            concept_state = session.execute_read(self._concept_state, variant)
+            relation_state = session.execute_read(self._relation_state, variant)
+        return self._ontology_from_state(concept_state, relation_state, variant)
+
+    @staticmethod
+    def _ontology_from_state(concept_state: dict, relation_state: dict, variant: str) -> Ontology:
+        concepts = [_concept(concept_id, kind, props) for concept_id, (kind, props) in concept_state.items()]
+        relations = [
+            Relation(
+                type=RelationType(key[0]), start=key[1], end=key[2], source=key[3],
+                weight=props.get("weight"), count=props.get("count"),
+            )
+            for key, props in relation_state.items()
+        ]
+        return Ontology(concepts=tuple(concepts), relations=tuple(relations), name=variant)
+
+    # -- sync ----------------------------------------------------------------------------------
+    def sync(
+        self,
+        ontology: Ontology,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        validate: bool = True,
+        parent: str | None = None,
+        recipe: str | None = None,
+    ) -> SyncReport:
+        """Make ``variant`` hold exactly ``ontology``, in one transaction.
+
+        The variant's current content is read and diffed against ``ontology``; then concepts and
+        relations are upserted in batches of ``batch_size`` rows (``UNWIND``), those no longer in
+        the ontology are removed, and unchanged ones are not touched, so a rerun writes nothing.
+        The variant records the ontology's content hash as its version.
+        """
+        started = time.perf_counter()
+        if validate:
+            ontology.validate()
+        self.ensure_schema()
+        with self._session() as session:
+            current_concepts = session.execute_read(self._concept_state, variant)
+            current_relations = session.execute_read(self._relation_state, variant)
+            plan = _SyncPlan.build(ontology, current_concepts, current_relations)
+            if plan.recreated and not self.dialect.relabels_in_place:
+                # ArcadeDB keeps a node's labels as its record type and refuses, within one
+                # transaction, to delete a key and create it again under a uniqueness constraint.
+                # So a concept whose kind changed is removed in a transaction of its own first;
+                # if the main transaction then fails, the prior content is synced back.
+                prior = self._ontology_from_state(current_concepts, current_relations, variant)
+                self._write(session, variant, lambda tx: tx.run(
+                    queries.DELETE_CONCEPTS, ids=sorted(plan.recreated), variant=variant).consume())
+                try:
+                    self._write(session, variant, lambda tx: self._apply(tx, plan, ontology, variant, parent, recipe))
+                except Exception:
+                    restore = _SyncPlan.build(prior, self._concept_state(session, variant), {})
+                    self._write(session, variant, lambda tx: self._apply(tx, restore, prior, variant, record=False))
+                    raise
+            else:
+                plan = plan.relabelling_in_place()
+                self._write(session, variant, lambda tx: self._apply(tx, plan, ontology, variant, parent, recipe))
+        return plan.report(variant, ontology.content_hash(), time.perf_counter() - started)
+
+    @staticmethod
+    def _write(session: neo4j.Session, variant: str, work) -> None:
+        """Run ``work(tx)`` in one explicit transaction: committed whole, or rolled back whole."""
+        tx = session.begin_transaction()
+        try:
+            work(tx)
+            tx.commit()
+        except ConstraintError as error:
+            raise GraphStoreError(f"sync of variant {variant!r} broke a constraint, nothing was written: {error.message}") from error
+        except Neo4jError as error:
+            raise GraphStoreError(f"sync of variant {variant!r} failed, nothing was written: {error.message}") from error
+        finally:
+            if not tx.closed():
+                tx.rollback()
+
+    def _apply(
+        self,
+        tx: neo4j.Transaction,
+        plan: "_SyncPlan",
+        ontology: Ontology,
+        variant: str,
+        parent: str | None = None,
+        recipe: str | None = None,
+        *,
+        record: bool = True,
+    ) -> None:
+        """Write a plan's rows; with ``record``, also the variant's version, counts and times."""
+        for rel_type, rows in plan.removed_relations.items():
+            for batch in _batches(rows, self.batch_size):
+                tx.run(queries.delete_relations(rel_type), rows=batch, variant=variant).consume()
+        for batch in _batches(plan.removed_ids, self.batch_size):
+            tx.run(queries.DELETE_CONCEPTS, ids=batch, variant=variant).consume()
+        for kind, ids in plan.relabelled.items():
+            tx.run(queries.relabel_concepts(kind), ids=ids, variant=variant).consume()
+        for kind, rows in sorted(plan.concept_rows.items()):
+            for batch in _batches([{"id": c.id, "props": {**c.properties(), "variant": variant}} for c in rows], self.batch_size):
+                written = tx.run(queries.upsert_concepts(kind), rows=batch, variant=variant).single()["written"]
+                if written != len(batch):
+                    raise GraphStoreError(f"wrote {written} of {len(batch)} {kind} concepts into {variant!r}")
+        known = {c.id for c in ontology.concepts}
+        for rel_type, relations in sorted(plan.relation_rows.items()):
+            rows = [{"start": r.start, "end": r.end, "source": r.source, "props": r.properties()} for r in relations]
+            for batch in _batches(rows, self.batch_size):
+                written = tx.run(queries.upsert_relations(rel_type), rows=batch, variant=variant).single()["written"]
+                if written != len(batch):
+                    # A relation whose end is not in the variant matches nothing: name the ends.
+                    missing = sorted({r[end] for r in batch for end in ("start", "end") if r[end] not in known})
+                    raise UnknownConceptError(missing or ["(deleted concurrently)"], variant)
+
+        if not record:
+            return
+        existing = tx.run(queries.GET_VARIANT, name=variant).single()
+        version = ontology.content_hash()
+        if plan.changed or existing is None or existing["props"].get("version") != version:
+            props: dict[str, object] = {
+                "version": version,
+                "concepts": len(ontology.concepts),
+                "relations": len(ontology.relations),
+                "synced_at": _now(),
+            }
+            if existing is None:
+                props["created_at"] = props["synced_at"]
+            if parent is not None:
+                props["parent"] = parent
+            if recipe is not None:
+                props["recipe"] = recipe
+            tx.run(queries.UPSERT_VARIANT, name=variant, props=props).consume()
+
+    # -- variants ------------------------------------------------------------------------------
+    def variant(self, name: str) -> VariantInfo | None:
+        records = self._read(queries.GET_VARIANT, name=name)
+        return _variant_info(records[0]["props"]) if records else None
+
+    def require_variant(self, name: str) -> VariantInfo:
+        info = self.variant(name)
+        if info is None:
+            known = ", ".join(v.name for v in self.list_variants()) or "none"
+            raise VariantError(f"no knowledge variant named {name!r} (known: {known})")
+        return info
+
+    def version(self, variant: str = DEFAULT_VARIANT) -> str | None:
+        """The content hash recorded for a variant, or ``None`` if it was never synced."""
+        info = self.variant(variant)
+        return info.version if info else None
+
+    def list_variants(self) -> list[VariantInfo]:
+        return [_variant_info(record["props"]) for record in self._read(queries.LIST_VARIANTS)]
+
+    def create_variant(
+        self,
+        name: str,
+        *,
+        base: str = DEFAULT_VARIANT,
+        ontology: Ontology | None = None,
+        recipe: str | None = None,
+    ) -> SyncReport:
+        """Create a variant beside the others: a copy of ``base``, or ``ontology`` when given.
+
+        ``recipe`` records how it was derived (the ontology issue's recipes produce ``ontology``).
+        """
+        if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+            raise VariantError(f"variant name {name!r} must be letters, digits, '-', '_' or '.'")
+        if self.variant(name) is not None:
+            raise VariantError(f"knowledge variant {name!r} already exists; delete it first")
+        if ontology is None:
+            ontology = self.read_ontology(base)
+        return self.sync(ontology, name, parent=base, recipe=recipe or f"copy of {base}")
+
+    def delete_variant(self, name: str) -> int:
+        """Remove a variant's concepts, relations and record, in one transaction; returns concepts removed."""
+        self.require_variant(name)
+        deleted = 0
+        with self._session() as session:
+            with session.begin_transaction() as tx:
+                while True:
+                    batch = tx.run(queries.DELETE_VARIANT_CONCEPTS, variant=name, batch_size=self.batch_size).single()["deleted"]
+                    deleted += batch
+                    if batch < self.batch_size:
+                        break
+                tx.run(queries.DELETE_VARIANT, name=name).consume()
+                tx.commit()
+        return deleted
+
+    # -- exports -------------------------------------------------------------------------------
+    def export_networkx(self, variant: str = DEFAULT_VARIANT):
+        from anatomy_vlm.kg.export import to_networkx
+
+        return to_networkx(self.read_ontology(variant))
+
+    def export_hetero(self, variant: str = DEFAULT_VARIANT):
+        """``(HeteroData, GraphIndex)`` of a variant; the index maps ids to rows and back, stably."""
+        from anatomy_vlm.kg.export import to_hetero_data
+
+        return to_hetero_data(self.read_ontology(variant))
+
+    # -- look-ups ------------------------------------------------------------------------------
+    def missing_concepts(self, ids: Iterable[str], variant: str = DEFAULT_VARIANT) -> list[str]:
+        ids = list(dict.fromkeys(ids))
+        found = {record["id"] for record in self._read(queries.FIND_CONCEPTS, ids=ids, variant=variant)}
+        return [i for i in ids if i not in found]
+
+    def resolve(self, terms: Sequence[str], variant: str = DEFAULT_VARIANT, kind: ConceptKind | None = None) -> dict[str, str]:
+        """Map each term (an id, a name or a synonym, any case) to exactly one concept id."""
+        matches: dict[str, set[str]] = {term: set() for term in terms}
+        for record in self._read(queries.RESOLVE_TERMS, terms=list(terms), variant=variant):
+            if kind is None or record["kind"] == ConceptKind(kind).value:
+                matches[record["term"]].add(record["id"])
+        unknown = [term for term, ids in matches.items() if not ids]
+        if unknown:
+            raise UnknownConceptError(unknown, variant)
+        ambiguous = {term: sorted(ids) for term, ids in matches.items() if len(ids) > 1}
+        if ambiguous:
+            detail = "; ".join(f"{term!r} matches {', '.join(ids)}" for term, ids in ambiguous.items())
+            raise GraphStoreError(f"ambiguous term(s) in variant {variant!r}: {detail}")
+        return {term: next(iter(ids)) for term, ids in matches.items()}
+
+    def neighbourhood(self, anatomy_ids: Sequence[str], variant: str = DEFAULT_VARIANT) -> dict[str, Neighbourhood]:
+        """For every anatomy id, in one query: the node, its PART_OF ancestors, the findings located there."""
+        ids = list(dict.fromkeys(anatomy_ids))
+        records = self._read(queries.NEIGHBOURHOOD, ids=ids, variant=variant)
+        found: dict[str, Neighbourhood] = {}
+        for record in records:
+            ancestors = sorted(
+                (Ancestor(id=a["id"], name=a["name"], depth=int(a["depth"])) for a in record["ancestors"] if a),
+                key=lambda a: (a.depth, a.id),
+            )
+            findings = sorted(
+                {
+                    LocatedFinding(
+                        id=f["id"], name=f["name"], site=f["site"], source=f["source"],
+                        weight=f.get("weight"), count=f.get("count"),
+                    )
+                    for f in record["findings"] if f
+                },
+                key=lambda f: (f.id, f.site, f.source),
+            )
+            found[record["id"]] = Neighbourhood(
+                id=record["id"], name=record["name"], ancestors=tuple(ancestors), findings=tuple(findings)
+            )
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise UnknownConceptError(missing, variant)
+        return {i: found[i] for i in ids}
+
+    # -- read-only user queries ----------------------------------------------------------------
+    def run_read_query(
+        self,
+        cypher: str,
+        parameters: dict[str, object] | None = None,
+        *,
+        limit: int = 1000,
+        timeout_s: float = 30.0,
+    ) -> QueryResult:
+        """Run a user's Cypher in a READ transaction with a timeout, returning at most ``limit`` rows.
+
+        Clauses that write or administer are refused before the query reaches the server, on
+        both backends (ArcadeDB does not enforce a READ transaction's access mode by itself).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        queries.ensure_read_only(cypher)
+        with self._session(neo4j.READ_ACCESS) as session:
+            try:
+                with session.begin_transaction(timeout=timeout_s) as tx:
+                    result = tx.run(cypher, parameters or {})
+                    columns = list(result.keys())
+                    records = result.fetch(limit + 1)
+                    tx.rollback()
+            except Neo4jError as error:
+                raise GraphStoreError(f"query failed: {error.message}") from error
+        rows = [record.data() for record in records[:limit]]
+        return QueryResult(columns=columns, rows=rows, truncated=len(records) > limit)
+
+    # -- provenance ----------------------------------------------------------------------------
+    def write_provenance(self, record: ProvenanceRecord) -> None:
+        """Write one image's ROIs, predictions, evidence and attention, in one transaction.
+
+        Writing the same run again replaces it. Every anatomy, finding and attended concept must
+        exist in the record's variant; otherwise nothing is written and ``UnknownConceptError``
+        names the missing ids.
+        """
+        referenced = [roi.anatomy_id for roi in record.rois]
+        referenced += [p.finding_id for p in record.predictions]
+        referenced += [concept for roi in record.rois for concept, _ in roi.attention]
+        self.ensure_schema()
+        with self._session() as session:
+            tx = session.begin_transaction()
+            try:
+                complete = self._write_provenance_in(tx, record)
+                if complete:
+                    tx.commit()
+            except Neo4jError as error:
+                raise GraphStoreError(f"provenance of image {record.image_id!r} not written: {error.message}") from error
+            finally:
+                if not tx.closed():
+                    tx.rollback()
+        if not complete:
+            missing = self.missing_concepts(referenced, record.variant)
+            if missing:
+                raise UnknownConceptError(missing, record.variant)
+            raise GraphStoreError(f"provenance of image {record.image_id!r} not written: a write matched fewer rows than given")
+
+    def _write_provenance_in(self, tx: neo4j.Transaction, record: ProvenanceRecord) -> bool:
+        """Run the writes; ``False`` when one matched fewer rows than given (the caller rolls back)."""
+        image = {"id": record.image_id, "sha256": record.image_sha256}
+        tx.run(queries.WRITE_IMAGE, image=image).consume()
+        tx.run(queries.DELETE_RUN, image_id=record.image_id, run_id=record.run_id).consume()
+        run = {"run_id": record.run_id, "image_id": record.image_id}
+        roi_rows = [
+            {
+                "id": record.roi_id(roi.region),
+                "anatomy_id": roi.anatomy_id,
+                "props": {**run, "id": record.roi_id(roi.region), "region": roi.region,
+                          "box": list(roi.box), "score": float(roi.score)},
+            }
+            for roi in record.rois
+        ]
+        prediction_rows = [
+            {
+                "id": record.prediction_id(p.finding_id),
+                "finding_id": p.finding_id,
+                "props": {**run, "id": record.prediction_id(p.finding_id), "finding_id": p.finding_id,
+                          "score": float(p.score), "model": record.model,
+                          "graph_version": record.graph_version, "variant": record.variant},
+            }
+            for p in record.predictions
+        ]
+        evidence_rows = [
+            {"prediction_id": record.prediction_id(p.finding_id), "roi_id": record.roi_id(region), "weight": weight}
+            for p in record.predictions for region, weight in p.evidence
+        ]
+        attention_rows = [
+            {"roi_id": record.roi_id(roi.region), "concept_id": concept, "weight": weight}
+            for roi in record.rois for concept, weight in roi.attention
+        ]
+        checks = (
+            (queries.WRITE_ROIS, roi_rows, {"image_id": record.image_id}),
+            (queries.WRITE_PREDICTIONS, prediction_rows, {"image_id": record.image_id}),
+            (queries.WRITE_EVIDENCE, evidence_rows, {}),
+            (queries.WRITE_ATTENTION, attention_rows, {}),
+        )
+        for statement, rows, extra in checks:
+            if not rows:
+                continue
+            written = tx.run(statement, rows=rows, variant=record.variant, **extra).single()["written"]
+            if written != len(rows):
+                return False
+        return True
+
+    def read_provenance(self, image_id: str) -> list[ProvenanceRecord]:
+        """Every run recorded for an image, rebuilt as ``ProvenanceRecord`` objects."""
+        images = self._read(queries.READ_IMAGE, image_id=image_id)
+        if not images:
+            return []
+        image = images[0]["props"]
+        rois_by_run: dict[str, list[RegionOfInterest]] = defaultdict(list)
+        region_of: dict[str, str] = {}
+        for row in self._read(queries.READ_ROIS, image_id=image_id):
+            props = row["props"]
+            region_of[props["id"]] = props["region"]
+            rois_by_run[props["run_id"]].append(RegionOfInterest(
+                region=props["region"], anatomy_id=row["anatomy_id"], box=tuple(props["box"]),
+                score=props["score"],
+                attention=tuple((a["concept_id"], a["weight"]) for a in row["attention"] if a),
+            ))
+        runs: dict[str, dict] = {}
+        predictions_by_run: dict[str, list[PredictionRecord]] = defaultdict(list)
+        for row in self._read(queries.READ_PREDICTIONS, image_id=image_id):
+            props = row["props"]
+            runs[props["run_id"]] = props
+            predictions_by_run[props["run_id"]].append(PredictionRecord(
+                finding_id=row["finding_id"], score=props["score"],
+                evidence=tuple((region_of[e["roi_id"]], e["weight"]) for e in row["evidence"] if e),
+            ))
+        records = []
+        for run_id in sorted(set(rois_by_run) | set(runs)):
+            props = runs.get(run_id, {})
+            model, _, variant = run_id.rpartition("@")
+            records.append(ProvenanceRecord(
+                image_id=image_id, image_sha256=image.get("sha256", ""),
+                model=props.get("model", model), graph_version=props.get("graph_version", ""),
+                variant=props.get("variant", variant or DEFAULT_VARIANT),
+                rois=tuple(rois_by_run.get(run_id, ())), predictions=tuple(predictions_by_run.get(run_id, ())),
+                run_id=run_id,
+            ))
+        return records
+
+    def explain(self, prediction_id: str) -> QueryResult:
+        """The explanation rows of one prediction (``queries.EXPLAIN_PREDICTION``)."""
+        with self._session(neo4j.READ_ACCESS) as session:
+            result = session.run(queries.EXPLAIN_PREDICTION, prediction_id=prediction_id)
+            columns = list(result.keys())
+            rows = [record.data() for record in result]
+        if not rows:
+            raise GraphStoreError(f"no prediction with id {prediction_id!r}")
+        return QueryResult(columns=columns, rows=rows)
+
+
+def _concept(concept_id: str, kind: str, props: dict) -> Concept:
+    return Concept(
+        id=concept_id,
+        kind=_KIND_BY_LABEL[kind],
+        name=props.get("name", ""),
+        synonyms=tuple(props.get("synonyms") or ()),
+        definition=props.get("definition", ""),
+        codes=tuple(props.get("codes") or ()),
+        source=props.get("source", ""),
+    )
+
+
+@dataclass
+class _SyncPlan:
+    """The difference between a variant's content and the ontology to sync, as rows to write."""
+
+    removed_ids: list[str] = field(default_factory=list)
+    removed_relations: dict[str, list[dict]] = field(default_factory=dict)  # type -> key rows
+    concept_rows: dict[str, list[Concept]] = field(default_factory=dict)  # kind -> concepts to upsert
+    relation_rows: dict[str, list[Relation]] = field(default_factory=dict)  # type -> relations to upsert
+    recreated: set[str] = field(default_factory=set)  # concepts whose kind changed
+    relabelled: dict[str, list[str]] = field(default_factory=dict)  # new kind -> ids relabelled in place
+    rewritten: set[tuple] = field(default_factory=set)  # unchanged relations written again (recreated ends)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, ontology: Ontology, current_concepts: dict, current_relations: dict) -> "_SyncPlan":
+        plan = cls()
+        counts = defaultdict(int)
+        wanted = {c.id for c in ontology.concepts}
+        plan.removed_ids = sorted(set(current_concepts) - wanted)
+        concept_rows: dict[str, list[Concept]] = defaultdict(list)
+        for concept in ontology.concepts:
+            stored = current_concepts.get(concept.id)
+            if stored is None:
+                counts["concepts_added"] += 1
+            elif stored[0] != concept.kind.value:
+                plan.recreated.add(concept.id)
+                counts["concepts_updated"] += 1
+            elif stored[1] != concept.properties():
+                counts["concepts_updated"] += 1
+            else:
+                continue
+            concept_rows[concept.kind.value].append(concept)
+        wanted_relations = {r.key: r for r in ontology.relations}
+        removed: dict[str, list[dict]] = defaultdict(list)
+        for key in sorted(set(current_relations) - set(wanted_relations)):
+            removed[key[0]].append({"start": key[1], "end": key[2], "source": key[3]})
+        relation_rows: dict[str, list[Relation]] = defaultdict(list)
+        for key, relation in wanted_relations.items():
+            stored = current_relations.get(key)
+            if stored is None:
+                counts["relations_added"] += 1
+            elif stored != relation.properties():
+                counts["relations_updated"] += 1
+            elif plan.recreated.intersection((relation.start, relation.end)):
+                plan.rewritten.add(key)  # unchanged, but its recreated end takes it down with it
+            else:
+                continue
+            relation_rows[relation.type.value].append(relation)
+        counts["concepts_removed"] = len(plan.removed_ids)
+        counts["relations_removed"] = sum(len(rows) for rows in removed.values())
+        plan.removed_relations, plan.concept_rows, plan.relation_rows = dict(removed), dict(concept_rows), dict(relation_rows)
+        plan.counts = dict(counts)
+        return plan
+
+    def relabelling_in_place(self) -> "_SyncPlan":
+        """The plan for a backend that relabels nodes: kind changes become relabels, relations stay."""
+        relabelled: dict[str, list[str]] = defaultdict(list)
+        for kind, concepts in self.concept_rows.items():
+            relabelled[kind].extend(c.id for c in concepts if c.id in self.recreated)
+        relation_rows = {
+            rel_type: kept
+            for rel_type, rows in self.relation_rows.items()
+            if (kept := [r for r in rows if r.key not in self.rewritten])
+        }
+        return dataclasses.replace(
+            self, recreated=set(), rewritten=set(), relabelled=dict(relabelled), relation_rows=relation_rows
+        )
+
+    @property
+    def changed(self) -> bool:
+        return any(self.counts.values())
+
+    def report(self, variant: str, version: str, seconds: float) -> SyncReport:
+        return SyncReport(variant=variant, version=version, seconds=seconds, **self.counts)
+
+
+def _variant_info(props: dict) -> VariantInfo:
+    return VariantInfo(
+        name=props["name"],
+        version=props.get("version", ""),
+        concepts=int(props.get("concepts", 0)),
+        relations=int(props.get("relations", 0)),
+        parent=props.get("parent"),
+        recipe=props.get("recipe"),
+        created_at=props.get("created_at"),
+        synced_at=props.get("synced_at"),
+    )
