@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -112,14 +113,13 @@ def kg_neighbourhood(
         console.print_json(json.dumps([asdict(n) for n in neighbourhoods.values()]))
         return
     for hood in neighbourhoods.values():
-        tree = Tree(f"[bold]{hood.name}[/] ({hood.id})")
-        path = tree.add("PART_OF ancestors")
-        for ancestor in hood.ancestors:
-            path.add(f"{'  ' * (ancestor.depth - 1)}{ancestor.name} ({ancestor.id}, depth {ancestor.depth})")
+        tree = Tree(f"[bold]{escape(hood.name)}[/] ({escape(hood.id)})")
+        chain = " · ".join(f"{escape(a.name)} [dim]({a.depth})[/]" for a in hood.ancestors) or "none"
+        tree.add(f"PART_OF ancestors (hops): {chain}")
         findings = tree.add(f"findings LOCATED_IN it or an ancestor ({len(hood.findings)})")
         for finding in hood.findings:
             weight = "" if finding.weight is None else f", weight {finding.weight:.3g}"
-            findings.add(f"{finding.name} ({finding.id}) at {finding.site} [{finding.source}{weight}]")
+            findings.add(escape(f"{finding.name} ({finding.id}) at {finding.site} [{finding.source}{weight}]"))
         console.print(tree)
 
 
@@ -150,7 +150,7 @@ def kg_query(
     else:
         table = Table(*result.columns)
         for row in result.rows:
-            table.add_row(*(json.dumps(row[c], default=str) if not isinstance(row[c], str) else row[c] for c in result.columns))
+            table.add_row(*(escape(row[c] if isinstance(row[c], str) else json.dumps(row[c], default=str)) for c in result.columns))
         console.print(table)
     if result.truncated:
         error_console.print(f"[yellow]more than {limit} rows; showing the first {limit} (raise --limit)[/]")

@@ -320,16 +320,16 @@ def ensure_read_only(cypher: str) -> str:
     if not cypher.strip():
         raise ReadOnlyQueryError("empty query")
     masked = _MASK.sub(" ", cypher)
-    words = _WORD.findall(masked)
-    for position, word in enumerate(words):
-        upper = word.upper()
+    for match in _WORD.finditer(masked):
+        upper = match.group(0).upper()
         if upper in _WRITE_KEYWORDS:
             raise ReadOnlyQueryError(f"read-only queries may not use {upper}")
         if upper == "CALL":
-            following = words[position + 1] if position + 1 < len(words) else ""
-            if following.lower() not in READ_PROCEDURES:
-                shown = following or "a subquery"
+            # A procedure name must follow CALL directly; anything else (a "{" subquery) is refused.
+            procedure = _WORD.match(masked[match.end():].lstrip())
+            name = procedure.group(0) if procedure else ""
+            if name.lower() not in READ_PROCEDURES:
                 raise ReadOnlyQueryError(
-                    f"read-only queries may CALL only {', '.join(sorted(READ_PROCEDURES))}; got {shown}"
+                    f"read-only queries may CALL only {', '.join(sorted(READ_PROCEDURES))}; got {name or 'a subquery'}"
                 )
     return cypher

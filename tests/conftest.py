@@ -124,7 +124,7 @@ def pytest_runtest_logreport(report):
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
     for backend, counter in _outcomes.items():
-        if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
+        if backend in report.keywords:  # the backend's marker, set by the store parameter or by hand
             counter[report.outcome] += 1
 
 

@@ -1,0 +1,85 @@
+"""``anatomy-vlm kg ...`` end to end, on both backends (the ``store`` fixture gives an empty one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from anatomy_vlm.cli import app
+from anatomy_vlm.ontology.owl import load_owl
+from anatomy_vlm.ontology.seed import seed_ontology
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def graph_args(store, request) -> list[str]:
+    """Options that point the CLI at the backend the ``store`` fixture just emptied."""
+    if store.dialect.name == "neo4j":
+        uri, user, password = request.getfixturevalue("neo4j_server")
+        return ["--uri", uri, "--user", user, "--password", password]
+    # The CLI joins the session's running engine through the server.json in its folder.
+    return ["--graph-path", str(request.getfixturevalue("embedded_server").path)]
+
+
+def cli(*args: str) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_sync_neighbourhood_query_and_variants(graph_args, tmp_path):
+    out = cli("kg", "sync", *graph_args)
+    assert "concepts" in out and "graph version" in out
+    assert "unchanged" in cli("kg", "sync", *graph_args)
+
+    hood = json.loads(cli("kg", "neighbourhood", "Right Costophrenic Angle", "svc", "--json", *graph_args))
+    assert [h["id"] for h in hood] == ["right_costophrenic_angle", "svc"]
+    assert "pleural_effusion" in {f["id"] for f in hood[0]["findings"]}
+    assert "right lung" in cli("kg", "neighbourhood", "right upper lung zone", *graph_args)
+
+    rows = json.loads(cli("kg", "query", "MATCH (n:Anatomy {variant: $v}) RETURN count(n) AS n",
+                          "-p", "v=canonical", "--json", *graph_args))
+    assert rows == [{"n": len(seed_ontology().of_kind("Anatomy"))}]
+
+    cli("kg", "variant", "create", "copy", *graph_args)
+    listing = cli("kg", "variant", "list", *graph_args)
+    assert "canonical" in listing and "copy" in listing
+    out_file = tmp_path / "copy.owl"
+    cli("kg", "variant", "export", "copy", "--out", str(out_file), *graph_args)
+    assert load_owl(out_file) == seed_ontology()
+    cli("kg", "variant", "delete", "copy", "--yes", *graph_args)
+    assert "copy" not in cli("kg", "variant", "list", *graph_args)
+
+
+def test_query_refuses_writes(graph_args):
+    cli("kg", "sync", *graph_args)
+    result = runner.invoke(app, ["kg", "query", "MATCH (n) DETACH DELETE n", *graph_args])
+    assert result.exit_code != 0
+    assert "DETACH" in str(result.exception)
+
+
+@pytest.mark.neo4j
+def test_errors_are_one_clear_line(neo4j_server):
+    uri, user, password = neo4j_server
+    env = {**os.environ, "NEO4J_URI": uri, "NEO4J_USER": user, "NEO4J_PASSWORD": password}
+    cli_path = os.path.join(os.path.dirname(sys.executable), "anatomy-vlm")
+    subprocess.run([cli_path, "kg", "sync"], env=env, check=True, capture_output=True)
+    result = subprocess.run([cli_path, "kg", "neighbourhood", "left knee"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "unknown concept id(s) in variant 'canonical': left knee" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.embedded
+def test_embedded_graph_persists_between_commands(tmp_path):
+    graph = ["--graph-path", str(tmp_path / "graph")]
+    cli("kg", "sync", *graph)  # starts the engine, writes, stops it
+    assert not (tmp_path / "graph" / "server.json").exists()  # nothing left running
+    out = cli("kg", "variant", "list", *graph)  # a new engine over the same folder
+    assert "canonical" in out and str(len(seed_ontology().concepts)) in out
