@@ -56,25 +56,26 @@ def embedded_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def neo4j_driver(neo4j_server):
+    uri, user, password = neo4j_server
+    driver = neo4j.GraphDatabase.driver(uri, auth=(user, password))
+    yield driver, "neo4j"
+    driver.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_driver(embedded_server):
+    # Closed before the engine stops (fixture teardown is last-in, first-out): ArcadeDB's stop
+    # waits on open Bolt connections.
+    driver = neo4j.GraphDatabase.driver(embedded_server.uri, auth=embedded_server.credentials())
+    yield driver, embedded_server.config.database
+    driver.close()
+
+
+@pytest.fixture(scope="session")
 def drivers(request):
-    """Drivers opened lazily, one per backend, closed at the end of the session."""
-    opened: dict[str, tuple[neo4j.Driver, str | None]] = {}
-
-    def get(backend: str) -> tuple[neo4j.Driver, str | None]:
-        if backend not in opened:
-            if backend == "neo4j":
-                uri, user, password = request.getfixturevalue("neo4j_server")
-                opened[backend] = (neo4j.GraphDatabase.driver(uri, auth=(user, password)), "neo4j")
-            else:
-                server = request.getfixturevalue("embedded_server")
-                opened[backend] = (
-                    neo4j.GraphDatabase.driver(server.uri, auth=server.credentials()), server.config.database
-                )
-        return opened[backend]
-
-    yield get
-    for driver, _ in opened.values():
-        driver.close()
+    """``drivers(backend) -> (driver, database)``, each server started only when first asked for."""
+    return lambda backend: request.getfixturevalue(f"{backend}_driver")
 
 
 def wipe(driver: neo4j.Driver, database: str | None) -> None:
