@@ -99,10 +99,12 @@ class GraphStore:
     def _concept_state(self, tx: neo4j.ManagedTransaction | neo4j.Transaction, variant: str) -> dict[str, tuple[str, dict]]:
         state: dict[str, tuple[str, dict]] = {}
         for record in tx.run(queries.READ_CONCEPTS, variant=variant):
-            kinds = [k for k in record["kinds"] if k in _KIND_BY_LABEL]
+            kinds = sorted(k for k in record["kinds"] if k in _KIND_BY_LABEL)
             props = dict(record["props"])
             props.pop("variant", None)
-            state[record["id"]] = (kinds[0] if len(kinds) == 1 else ",".join(sorted(kinds)), props)
+            # A node edited by hand to hold no kind label, or two, differs from every concept,
+            # so a sync rewrites it; reading it back as an ontology names it (see ``_concept``).
+            state[record["id"]] = (kinds[0] if len(kinds) == 1 else "|".join(kinds), props)
         return state
 
     def _relation_state(self, tx: neo4j.ManagedTransaction | neo4j.Transaction, variant: str) -> dict[tuple, dict]:
@@ -517,6 +519,8 @@ class GraphStore:
 
 
 def _concept(concept_id: str, kind: str, props: dict) -> Concept:
+    if kind not in _KIND_BY_LABEL:
+        raise GraphStoreError(f"concept {concept_id!r} has kind label(s) {kind or 'none'!r}; expected exactly one of {', '.join(_KIND_BY_LABEL)}")
     return Concept(
         id=concept_id,
         kind=_KIND_BY_LABEL[kind],

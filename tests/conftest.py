@@ -41,7 +41,7 @@ def neo4j_server():
             pytest.fail(f"could not start Neo4j with {NEO4JCTL}:\n{result.stdout}\n{result.stderr}", pytrace=False)
         for name, value in re.findall(r"export (\w+)=(\S+)", result.stdout):
             os.environ[name] = value.strip("'\"")
-        started_here = True
+        started_here = not already_running
     yield os.environ["NEO4J_URI"], os.environ.get("NEO4J_USER", "neo4j"), os.environ["NEO4J_PASSWORD"]
     if started_here:
         subprocess.run([sys.executable, str(NEO4JCTL), "stop"], capture_output=True, timeout=120)

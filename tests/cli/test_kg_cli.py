@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from anatomy_vlm.cli import app
 from anatomy_vlm.ontology.owl import load_owl
-from anatomy_vlm.ontology.seed import seed_ontology
+from anatomy_vlm.ontology.seed import SEED_OWL_PATH, seed_ontology
+from tests.conftest import snapshot
 
 runner = CliRunner()
 
@@ -62,6 +63,18 @@ def test_query_refuses_writes(graph_args):
     result = runner.invoke(app, ["kg", "query", "MATCH (n) DETACH DELETE n", *graph_args])
     assert result.exit_code != 0
     assert "DETACH" in str(result.exception)
+
+
+def test_malformed_owl_is_refused_and_graph_unchanged(graph_args, store, tmp_path):
+    cli("kg", "sync", *graph_args)
+    before = snapshot(store)
+    broken = tmp_path / "broken.owl"
+    text = SEED_OWL_PATH.read_text()
+    broken.write_text(text[: len(text) // 2])  # truncated mid-document
+    result = runner.invoke(app, ["kg", "sync", "--owl", str(broken), *graph_args])
+    assert result.exit_code != 0
+    assert "broken.owl" in str(result.exception)
+    assert snapshot(store) == before
 
 
 @pytest.mark.neo4j
