@@ -24,6 +24,8 @@ app = typer.Typer(help="Anatomy-VLM KG: a knowledge-graph-centric vision-languag
                   no_args_is_help=True, pretty_exceptions_enable=False)
 kg_app = typer.Typer(help="The knowledge graph: sync the ontology, query it, manage variants.", no_args_is_help=True)
 variant_app = typer.Typer(help="Knowledge variants living side by side in one database.", no_args_is_help=True)
+ontology_app = typer.Typer(help="The anatomy/pathology ontology: build, validate, curate, diff.", no_args_is_help=True)
+app.add_typer(ontology_app, name="ontology")
 app.add_typer(kg_app, name="kg")
 kg_app.add_typer(variant_app, name="variant")
 
@@ -160,26 +162,76 @@ def kg_query(
 @variant_app.command("create")
 def variant_create(
     name: str = typer.Argument(..., help="Name of the new variant."),
-    base: str = typer.Option("canonical", "--from", help="Variant to copy."),
-    owl: Optional[Path] = typer.Option(None, "--owl", help="Fill the variant from this OWL file instead of a copy."),
+    base: str = typer.Option("canonical", "--from", help="Variant to start from."),
+    recipe: list[str] = typer.Option([], "--recipe", "-r", help="Recipe SPEC applied in order, repeatable: "
+                                     "drop-edge-type:TYPE, drop-edges:fraction=F,seed=S, shuffle-located-in:seed=S, "
+                                     "data-driven-only, curated-only, add-concepts:FILE (see docs)."),
+    owl: Optional[Path] = typer.Option(None, "--owl", help="Start from this OWL file instead of a variant."),
     uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
     database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
 ) -> None:
-    """Create a knowledge variant beside the others (a copy of --from, or an OWL file)."""
-    ontology = _load_ontology(owl) if owl else None
+    """Create a knowledge variant beside the others: --from (or --owl), then each --recipe in order."""
+    from anatomy_vlm.ontology.variants import apply_recipes, parse_recipe
+
+    for spec in recipe:  # refuse a bad spec before touching the graph
+        try:
+            parse_recipe(spec)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--recipe") from error
     with open_store(uri, user, password, database, graph_path) as store:
-        report = store.create_variant(name, base=base, ontology=ontology, recipe=f"from {owl}" if owl else None)
+        start = _load_ontology(owl) if owl else store.read_ontology(base)
+        ontology, description = apply_recipes(start, recipe) if recipe else (start, "")
+        origin = f"from {owl}" if owl else f"copy of {base}"
+        report = store.create_variant(
+            name, base=base, ontology=ontology, recipe=f"{origin} | {description}" if description else origin
+        )
     _print_sync(report)
+
+
+@variant_app.command("diff")
+def variant_diff(
+    first: str = typer.Argument(..., help="Variant A."),
+    second: str = typer.Argument(..., help="Variant B."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full comparison as JSON."),
+    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
+    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Compare two variants: concepts and relations added/removed/changed, per-type counts, LOCATED_IN overlap."""
+    from anatomy_vlm.ontology.variants import compare_variants
+
+    with open_store(uri, user, password, database, graph_path) as store:
+        a, b = store.read_ontology(first), store.read_ontology(second)
+    comparison = compare_variants(a, b)
+    if as_json:
+        console.print_json(json.dumps(comparison, default=str))
+        return
+    table = Table("relation type", first, second, "delta", title=f"{first} vs {second}")
+    for rel_type, row in comparison["relations_by_type"].items():
+        table.add_row(rel_type, str(row["a"]), str(row["b"]), f"{row['delta']:+d}")
+    console.print(table)
+    located = comparison["located_in"]
+    console.print(f"LOCATED_IN pairs shared: {located['shared']} of {located['pairs_a']} / {located['pairs_b']} "
+                  f"(Jaccard {located['jaccard']:.3f})")
+    from anatomy_vlm.ontology.diff import diff_ontologies
+
+    for line in diff_ontologies(a, b).lines()[:200]:
+        console.print(escape(line), soft_wrap=True)
 
 
 @variant_app.command("list")
 def variant_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
     database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
 ) -> None:
     """List the knowledge variants with their versions and sizes."""
+    from dataclasses import asdict
+
     with open_store(uri, user, password, database, graph_path) as store:
         variants = store.list_variants()
+    if as_json:
+        console.print_json(json.dumps([asdict(v) for v in variants]))
+        return
     table = Table("name", "version", "concepts", "relations", "parent", "recipe", "synced at")
     for v in variants:
         table.add_row(v.name, v.version[:12], str(v.concepts), str(v.relations), v.parent or "", v.recipe or "", v.synced_at or "")
@@ -215,6 +267,29 @@ def variant_export(
         ontology = store.read_ontology(name)
     save_export(ontology, out)
     console.print(f"wrote {out} ({len(ontology.concepts)} concepts, {len(ontology.relations)} relations)")
+
+
+# -- ontology ---------------------------------------------------------------------------------
+@ontology_app.command("validate")
+def ontology_validate(
+    owl: Optional[Path] = typer.Argument(None, help="OWL file to validate (default: the packaged ontology)."),
+    reasoner: bool = typer.Option(True, "--reasoner/--no-reasoner", help="Run HermiT (needs Java)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on warnings too, and require SNOMED codes on anatomy."),
+) -> None:
+    """Check an ontology: structural rules, curation policy and HermiT consistency."""
+    from anatomy_vlm.ontology import ConceptKind
+    from anatomy_vlm.ontology.seed import SEED_OWL_PATH
+    from anatomy_vlm.ontology.validate import DEFAULT_WARN_ONLY, ValidationRules, validate_command
+
+    # Anatomy should carry a SNOMED code; only --strict makes a missing one an error, since codes
+    # come only from tables that confirm them and some regions have none there.
+    rules = ValidationRules(
+        required_codes={ConceptKind.ANATOMY: ("SNOMED",)},
+        warn_only=DEFAULT_WARN_ONLY if strict else DEFAULT_WARN_ONLY | {"missing-code"},
+    )
+    code, text = validate_command(owl or SEED_OWL_PATH, reasoner=reasoner, strict=strict, rules=rules)
+    (console if code == 0 else error_console).print(escape(text), soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -96,3 +96,18 @@ def test_embedded_graph_persists_between_commands(tmp_path):
     assert not (tmp_path / "graph" / "server.json").exists()  # nothing left running
     out = cli("kg", "variant", "list", *graph)  # a new engine over the same folder
     assert "canonical" in out and str(len(seed_ontology().concepts)) in out
+
+
+def test_variant_from_recipes_and_diff(graph_args):
+    cli("kg", "sync", *graph_args)
+    cli("kg", "variant", "create", "shuffled", "-r", "shuffle-located-in:seed=3", "-r", "drop-edge-type:SUGGESTS", *graph_args)
+    variants = {v["name"]: v for v in json.loads(cli("kg", "variant", "list", "--json", *graph_args))}
+    assert variants["shuffled"]["recipe"] == "copy of canonical | shuffle-located-in:seed=3 | drop-edge-type:SUGGESTS"
+    comparison = json.loads(cli("kg", "variant", "diff", "canonical", "shuffled", "--json", *graph_args))
+    seed = seed_ontology()
+    assert comparison["relations_by_type"]["SUGGESTS"] == {"a": len(seed.relations_of_type("SUGGESTS")), "b": 0,
+                                                           "delta": -len(seed.relations_of_type("SUGGESTS"))}
+    assert comparison["relations_by_type"]["LOCATED_IN"]["delta"] == 0  # degree-preserving shuffle
+    assert comparison["located_in"]["jaccard"] < 1.0
+    bad = runner.invoke(app, ["kg", "variant", "create", "x", "-r", "shuffle-everything", *graph_args])
+    assert bad.exit_code != 0 and "shuffle-everything" in bad.output
