@@ -21,6 +21,11 @@ class OntologyValidationError(OntologyError):
         super().__init__(f"ontology is invalid ({len(self.problems)} problem(s)):\n  - {shown}{more}")
 
 
+class CurationError(OntologyError):
+    """A curation change cannot be applied as asked: an unknown id, an id that already exists, a
+    concept still referenced by relations. The message names the offending item."""
+
+
 class GraphStoreError(AnatomyVLMError):
     """A graph-store operation failed; nothing it started was left half-written."""
 

@@ -12,6 +12,7 @@ it was before the call.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator, Sequence
 
 import neo4j
-from neo4j.exceptions import ConstraintError, Neo4jError
+from neo4j.exceptions import ConstraintError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from anatomy_vlm.exceptions import (
     GraphStoreError,
+    GraphUnavailableError,
     UnknownConceptError,
     VariantError,
 )
@@ -46,6 +48,19 @@ _KIND_BY_LABEL = {kind.value: kind for kind in ConceptKind}
 def _batches(rows: Sequence[dict], size: int) -> Iterator[list[dict]]:
     for start in range(0, len(rows), size):
         yield list(rows[start:start + size])
+
+
+def _surface_unreachable(method):
+    """Report a lost or unreachable server as ``GraphUnavailableError`` (the driver's own errors leak otherwise)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (ServiceUnavailable, SessionExpired) as error:
+            raise GraphUnavailableError(f"graph database unreachable during {method.__name__}: {error}") from error
+
+    return wrapper
 
 
 def _now() -> str:
@@ -80,6 +95,7 @@ class GraphStore:
             return list(session.run(query, params))
 
     # -- schema --------------------------------------------------------------------------------
+    @_surface_unreachable
     def ensure_schema(self) -> None:
         """Create the constraints and indexes of the schema if missing, and wait until they are online."""
         if self._schema_ready:
@@ -92,6 +108,7 @@ class GraphStore:
                 session.run(self.dialect.await_indexes).consume()
         self._schema_ready = True
 
+    @_surface_unreachable
     def constraint_names(self) -> set[str]:
         return {record["name"] for record in self._read(queries.SHOW_CONSTRAINTS)}
 
@@ -116,6 +133,7 @@ class GraphStore:
             state[(record["type"], record["start"], record["end"], props.get("source", ""))] = props
         return state
 
+    @_surface_unreachable
     def read_ontology(self, variant: str = DEFAULT_VARIANT) -> Ontology:
         """The ontology held in a variant, exactly as ``sync`` wrote it."""
         self.require_variant(variant)
@@ -137,6 +155,7 @@ class GraphStore:
         return Ontology(concepts=tuple(concepts), relations=tuple(relations), name=variant)
 
     # -- sync ----------------------------------------------------------------------------------
+    @_surface_unreachable
     def sync(
         self,
         ontology: Ontology,
@@ -249,6 +268,7 @@ class GraphStore:
             tx.run(queries.UPSERT_VARIANT, name=variant, props=props).consume()
 
     # -- variants ------------------------------------------------------------------------------
+    @_surface_unreachable
     def variant(self, name: str) -> VariantInfo | None:
         records = self._read(queries.GET_VARIANT, name=name)
         return _variant_info(records[0]["props"]) if records else None
@@ -265,9 +285,11 @@ class GraphStore:
         info = self.variant(variant)
         return info.version if info else None
 
+    @_surface_unreachable
     def list_variants(self) -> list[VariantInfo]:
         return [_variant_info(record["props"]) for record in self._read(queries.LIST_VARIANTS)]
 
+    @_surface_unreachable
     def create_variant(
         self,
         name: str,
@@ -288,6 +310,7 @@ class GraphStore:
             ontology = self.read_ontology(base)
         return self.sync(ontology, name, parent=base, recipe=recipe or f"copy of {base}")
 
+    @_surface_unreachable
     def delete_variant(self, name: str) -> int:
         """Remove a variant's concepts, relations and record, in one transaction; returns concepts removed."""
         self.require_variant(name)
@@ -316,11 +339,13 @@ class GraphStore:
         return to_hetero_data(self.read_ontology(variant))
 
     # -- look-ups ------------------------------------------------------------------------------
+    @_surface_unreachable
     def missing_concepts(self, ids: Iterable[str], variant: str = DEFAULT_VARIANT) -> list[str]:
         ids = list(dict.fromkeys(ids))
         found = {record["id"] for record in self._read(queries.FIND_CONCEPTS, ids=ids, variant=variant)}
         return [i for i in ids if i not in found]
 
+    @_surface_unreachable
     def resolve(self, terms: Sequence[str], variant: str = DEFAULT_VARIANT, kind: ConceptKind | None = None) -> dict[str, str]:
         """Map each term (an id, a name or a synonym, any case) to exactly one concept id."""
         matches: dict[str, set[str]] = {term: set() for term in terms}
@@ -336,6 +361,7 @@ class GraphStore:
             raise GraphStoreError(f"ambiguous term(s) in variant {variant!r}: {detail}")
         return {term: next(iter(ids)) for term, ids in matches.items()}
 
+    @_surface_unreachable
     def neighbourhood(self, anatomy_ids: Sequence[str], variant: str = DEFAULT_VARIANT) -> dict[str, Neighbourhood]:
         """For every anatomy id, in one query: the node, its PART_OF ancestors, the findings located there."""
         ids = list(dict.fromkeys(anatomy_ids))
@@ -365,6 +391,7 @@ class GraphStore:
         return {i: found[i] for i in ids}
 
     # -- read-only user queries ----------------------------------------------------------------
+    @_surface_unreachable
     def run_read_query(
         self,
         cypher: str,
@@ -394,6 +421,7 @@ class GraphStore:
         return QueryResult(columns=columns, rows=rows, truncated=len(records) > limit)
 
     # -- provenance ----------------------------------------------------------------------------
+    @_surface_unreachable
     def write_provenance(self, record: ProvenanceRecord) -> None:
         """Write one image's ROIs, predictions, evidence and attention, in one transaction.
 
@@ -469,6 +497,7 @@ class GraphStore:
                 return False
         return True
 
+    @_surface_unreachable
     def read_provenance(self, image_id: str) -> list[ProvenanceRecord]:
         """Every run recorded for an image, rebuilt as ``ProvenanceRecord`` objects."""
         images = self._read(queries.READ_IMAGE, image_id=image_id)
@@ -507,6 +536,7 @@ class GraphStore:
             ))
         return records
 
+    @_surface_unreachable
     def explain(self, prediction_id: str) -> QueryResult:
         """The explanation rows of one prediction (``queries.EXPLAIN_PREDICTION``)."""
         with self._session(neo4j.READ_ACCESS) as session:

@@ -1,0 +1,538 @@
+"""Curate the ontology's sources: every edit validated, written atomically, audited and synced.
+
+The curated ontology lives as two CSV files in one folder (``concepts.csv`` and ``relations.csv``,
+read and written by ``ontology.sources_io``). A :class:`Curator` is how an informatician changes
+them. Each change
+
+1. reads the sources and applies the change in memory (an unknown id, or adding what already
+   exists, raises :class:`CurationError` naming it);
+2. returns ``False`` and writes nothing when the result equals what was there (a no-op);
+3. validates the *whole* resulting ontology with the curator's validator and raises
+   ``OntologyValidationError`` on any problem, writing nothing;
+4. writes the sources atomically, appends one JSON line to the audit log, and, when a graph store
+   is given, syncs the new ontology into its variant. If the append or the sync fails, the source
+   files get their previous bytes back and the audit line is cut off again before the error is
+   re-raised, so the sources, the audit log and the graph never disagree.
+
+The audit record says who changed what, when and why, with the before and after values and the
+content hash (``Ontology.content_hash()``) of the ontology before and after. Changes to one
+folder are serialised with an advisory lock on the folder (POSIX ``flock``), so two curators
+cannot interleave their read-modify-write cycles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import getpass
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, Union
+
+from anatomy_vlm.exceptions import CurationError, OntologyError, OntologyValidationError
+from anatomy_vlm.ontology.diff import OntologyDiff, diff_ontologies
+from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
+from anatomy_vlm.ontology.sources_io import CONCEPTS_FILE, LIST_SEPARATOR, RELATIONS_FILE, read_sources, write_sources
+
+try:  # POSIX advisory locks; on Windows concurrent curators of one folder are not guarded
+    import fcntl
+except ImportError:  # pragma: no cover - only on Windows
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from anatomy_vlm.kg.store import GraphStore
+
+__all__ = [
+    "ACTIONS",
+    "SETTABLE_FIELDS",
+    "SOURCE_FILES",
+    "AuditRecord",
+    "CurationError",
+    "Curator",
+    "EdgeKey",
+]
+
+# The files of a sources folder (formats fixed in ``sources_io``); their bytes are what a failed
+# audit append or graph sync restores.
+SOURCE_FILES: tuple[str, ...] = (CONCEPTS_FILE, RELATIONS_FILE)
+AUDIT_FILE = "audit.jsonl"  # default audit log, inside the sources folder
+DEFAULT_VARIANT = "canonical"  # the graph variant holding the curated ontology (kg.types.DEFAULT_VARIANT)
+
+# Concept fields ``Curator.set`` may change. The id is not one of them: renaming would have to
+# rewrite every relation, which is a remove + add the curator should do deliberately.
+SETTABLE_FIELDS: tuple[str, ...] = ("name", "synonyms", "definition", "codes", "source", "kind")
+_LIST_FIELDS = frozenset({"synonyms", "codes"})  # given as a list, or joined by LIST_SEPARATOR ("|")
+
+ACTIONS: tuple[str, ...] = ("add_concept", "add_edge", "set", "set_edge", "remove", "remove_edge")
+
+EdgeKey = tuple[str, str, str, str]  # (type, start, end, source): the identity of a relation
+
+
+class _HasErrors(Protocol):
+    """A validation report, e.g. ``ontology.validate.ValidationReport``: only its errors block."""
+
+    @property
+    def errors(self) -> Sequence[object]: ...
+
+
+# A validator maps an ontology to its problems: a list of messages (``Ontology.problems``) or a
+# report with ``errors`` (``validate.validate_ontology``); each item is shown with ``str``.
+Validator = Callable[[Ontology], Union[Sequence[object], _HasErrors]]
+
+
+class _Unset:
+    """Marks a keyword argument that was not given (``None`` means "clear the value")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One line of the audit log: one applied change."""
+
+    when: str  # ISO-8601 UTC time the change was written, e.g. "2025-06-01T09:30:12.345+00:00"
+    who: str  # the curator's user name
+    why: str  # the curator's reason, as given
+    action: str  # one of ACTIONS
+    target: str | EdgeKey  # the concept id, or the relation key (type, start, end, source)
+    before: dict[str, Any] | None  # the value(s) before the change; None when it added something
+    after: dict[str, Any] | None  # the value(s) after the change; None when it removed something
+    version_before: str  # content hash of the curated ontology before the change
+    version_after: str  # content hash after it
+    concepts: tuple[str, ...] = ()  # every concept id the change touched (edge ends included), for history()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["target"] = self.target if isinstance(self.target, str) else list(self.target)
+        data["concepts"] = list(self.concepts)
+        return data
+
+    def to_json(self) -> str:
+        """The record as one line of JSON (no newline inside, keys sorted for stable diffs)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AuditRecord":
+        target = data["target"]
+        return cls(
+            when=data["when"],
+            who=data["who"],
+            why=data["why"],
+            action=data["action"],
+            target=target if isinstance(target, str) else tuple(target),  # type: ignore[arg-type]
+            before=data.get("before"),
+            after=data.get("after"),
+            version_before=data["version_before"],
+            version_after=data["version_after"],
+            concepts=tuple(data.get("concepts", ())),
+        )
+
+
+@dataclass(frozen=True)
+class _Edit:
+    """A change applied in memory, not yet written."""
+
+    ontology: Ontology  # the whole ontology after the change
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    concepts: tuple[str, ...]  # concept ids touched
+
+
+class Curator:
+    """Validated, audited edits of the curated sources in ``sources_dir`` (see the module docstring).
+
+    Every change method takes a required, non-empty ``why`` and returns ``True`` when it changed
+    the sources, ``False`` when there was nothing to change.
+    """
+
+    def __init__(
+        self,
+        sources_dir: Path,
+        *,
+        audit_log: Path | None = None,
+        user: str | None = None,
+        validator: Validator | None = None,
+        store: "GraphStore | None" = None,
+        variant: str = DEFAULT_VARIANT,
+    ):
+        if not variant:
+            raise ValueError("variant must be a non-empty name")
+        self.sources_dir = Path(sources_dir)
+        self.audit_log = Path(audit_log) if audit_log is not None else self.sources_dir / AUDIT_FILE
+        self.user = user if user is not None else getpass.getuser()
+        if not self.user.strip():
+            raise ValueError("user must be a non-empty name")
+        self.validator: Validator = validator if validator is not None else Ontology.problems
+        self.store = store
+        self.variant = variant
+
+    # -- reading -------------------------------------------------------------------------------
+    def current(self) -> Ontology:
+        """The curated ontology as the sources hold it now."""
+        return read_sources(self.sources_dir)
+
+    def problems(self, ontology: Ontology) -> list[str]:
+        """What the validator finds in ``ontology``, one message per problem (errors only)."""
+        result = self.validator(ontology)
+        errors = getattr(result, "errors", None)
+        items = errors if errors is not None else result
+        return [str(item) for item in items]  # type: ignore[union-attr]
+
+    def history(self, concept_id: str | None = None) -> list[AuditRecord]:
+        """The audit log's records, oldest first; with ``concept_id`` only the changes touching it."""
+        if not self.audit_log.exists():
+            return []
+        records: list[AuditRecord] = []
+        with self.audit_log.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = AuditRecord.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError) as e:
+                    raise CurationError(f"{self.audit_log}:{number}: not an audit record: {e}") from e
+                if concept_id is None or concept_id in record.concepts:
+                    records.append(record)
+        return records
+
+    @staticmethod
+    def diff(a: Ontology, b: Ontology) -> OntologyDiff:
+        """What changed from ``a`` to ``b`` (``ontology.diff.diff_ontologies``)."""
+        return diff_ontologies(a, b)
+
+    # -- changes -------------------------------------------------------------------------------
+    def add_concept(self, concept: Concept, *, why: str) -> bool:
+        """Add a new concept; an id that already exists is refused."""
+
+        def edit(ontology: Ontology) -> _Edit:
+            if concept.id in ontology:
+                existing = ontology[concept.id]
+                raise CurationError(
+                    f"concept {concept.id!r} already exists ({existing.kind.value} {existing.name!r}); "
+                    "use set() to change it"
+                )
+            return _Edit(
+                ontology.with_changes(concepts=[*ontology.concepts, concept]),
+                before=None, after=_concept_dict(concept), concepts=(concept.id,),
+            )
+
+        return self._change("add_concept", concept.id, why, edit)
+
+    def add_edge(self, relation: Relation, *, why: str) -> bool:
+        """Add a new relation between two existing concepts; a key that already exists is refused."""
+
+        def edit(ontology: Ontology) -> _Edit:
+            missing = [i for i in dict.fromkeys((relation.start, relation.end)) if i not in ontology]
+            if missing:
+                raise CurationError(f"relation {_label(relation.key)}: unknown concept id(s) {', '.join(map(repr, missing))}")
+            if any(r.key == relation.key for r in ontology.relations):
+                raise CurationError(f"relation {_label(relation.key)} already exists; use set_edge() to change it")
+            return _Edit(
+                ontology.with_changes(relations=[*ontology.relations, relation]),
+                before=None, after=_relation_dict(relation), concepts=_ids(relation.start, relation.end),
+            )
+
+        return self._change("add_edge", relation.key, why, edit)
+
+    def set(self, concept_id: str, field: str, value: object, *, why: str) -> bool:
+        """Set one field of a concept; ``synonyms``/``codes`` take a list or a ``|``-separated string."""
+        parsed = _parse_field(concept_id, field, value)
+
+        def edit(ontology: Ontology) -> _Edit | None:
+            old = _require_concept(ontology, concept_id)
+            new = dataclasses.replace(old, **{field: parsed})
+            if new == old:
+                return None
+            return _Edit(
+                ontology.with_changes(concepts=[new if c.id == concept_id else c for c in ontology.concepts]),
+                before={field: _concept_dict(old)[field]}, after={field: _concept_dict(new)[field]},
+                concepts=(concept_id,),
+            )
+
+        return self._change("set", concept_id, why, edit)
+
+    def set_edge(self, key: EdgeKey | Relation, *, weight: object = UNSET, count: object = UNSET, why: str) -> bool:
+        """Set a relation's ``weight`` and/or ``count``; ``None`` (or ``""``) clears a value."""
+        edge_key = _edge_key(key)
+        if weight is UNSET and count is UNSET:
+            raise ValueError(f"set_edge {_label(edge_key)}: give weight and/or count")
+        new_weight = UNSET if weight is UNSET else _parse_weight(edge_key, weight)
+        new_count = UNSET if count is UNSET else _parse_count(edge_key, count)
+
+        def edit(ontology: Ontology) -> _Edit | None:
+            old = _require_relation(ontology, edge_key)
+            new = dataclasses.replace(
+                old,
+                weight=old.weight if new_weight is UNSET else new_weight,
+                count=old.count if new_count is UNSET else new_count,
+            )
+            if new.properties() == old.properties():
+                return None
+            return _Edit(
+                ontology.with_changes(relations=[new if r.key == edge_key else r for r in ontology.relations]),
+                before={"weight": old.weight, "count": old.count}, after={"weight": new.weight, "count": new.count},
+                concepts=_ids(old.start, old.end),
+            )
+
+        return self._change("set_edge", edge_key, why, edit)
+
+    def remove(self, concept_id: str, *, why: str, cascade: bool = False) -> bool:
+        """Remove a concept; one that relations reference is refused unless ``cascade`` removes them too."""
+
+        def edit(ontology: Ontology) -> _Edit:
+            concept = _require_concept(ontology, concept_id)
+            referencing = [r for r in ontology.relations if concept_id in (r.start, r.end)]
+            if referencing and not cascade:
+                shown = "; ".join(_label(r.key) for r in referencing[:10])
+                more = f"; ... and {len(referencing) - 10} more" if len(referencing) > 10 else ""
+                raise CurationError(
+                    f"concept {concept_id!r} is referenced by {len(referencing)} relation(s): {shown}{more}; "
+                    "remove those first or pass cascade=True"
+                )
+            gone = {r.key for r in referencing}
+            return _Edit(
+                ontology.with_changes(
+                    concepts=[c for c in ontology.concepts if c.id != concept_id],
+                    relations=[r for r in ontology.relations if r.key not in gone],
+                ),
+                # The relations removed with it are kept in the record, so a cascade can be undone.
+                before={**_concept_dict(concept), "relations": [_relation_dict(r) for r in referencing]},
+                after=None,
+                concepts=_ids(concept_id, *(end for r in referencing for end in (r.start, r.end))),
+            )
+
+        return self._change("remove", concept_id, why, edit)
+
+    def remove_edge(self, key: EdgeKey | Relation, *, why: str) -> bool:
+        """Remove one relation, named by its key (type, start, end, source)."""
+        edge_key = _edge_key(key)
+
+        def edit(ontology: Ontology) -> _Edit:
+            old = _require_relation(ontology, edge_key)
+            return _Edit(
+                ontology.with_changes(relations=[r for r in ontology.relations if r.key != edge_key]),
+                before=_relation_dict(old), after=None, concepts=_ids(old.start, old.end),
+            )
+
+        return self._change("remove_edge", edge_key, why, edit)
+
+    # -- the one write path --------------------------------------------------------------------
+    def _change(self, action: str, target: str | EdgeKey, why: str, edit: Callable[[Ontology], _Edit | None]) -> bool:
+        """Read, edit in memory, validate, then write sources + audit line (+ graph) or nothing."""
+        why = _require_why(why, action, target)
+        with self._locked():
+            saved = self._snapshot()
+            before = read_sources(self.sources_dir)
+            change = edit(before)
+            if change is None:
+                return False
+            version_before, version_after = before.content_hash(), change.ontology.content_hash()
+            if version_after == version_before:
+                return False
+            problems = self.problems(change.ontology)
+            if problems:
+                raise OntologyValidationError(problems)
+            record = AuditRecord(
+                when=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                who=self.user,
+                why=why,
+                action=action,
+                target=target,
+                before=change.before,
+                after=change.after,
+                version_before=version_before,
+                version_after=version_after,
+                concepts=change.concepts,
+            )
+            audit_size = self.audit_log.stat().st_size if self.audit_log.is_file() else None
+            try:
+                write_sources(change.ontology, self.sources_dir)
+                self._append(record)
+                if self.store is not None:
+                    self.store.sync(change.ontology, self.variant)
+            except BaseException:
+                # Interrupts included: sources, audit log and graph must never disagree.
+                self._restore(saved, audit_size)
+                raise
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold an exclusive advisory lock on the sources folder (no lock file left behind)."""
+        if not self.sources_dir.is_dir():
+            raise CurationError(f"sources folder {self.sources_dir} does not exist")
+        if fcntl is None:  # pragma: no cover - Windows cannot open a folder as a file
+            yield
+            return
+        try:
+            fd = os.open(self.sources_dir, os.O_RDONLY)
+        except OSError as e:
+            raise CurationError(f"sources folder {self.sources_dir} cannot be opened: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _snapshot(self) -> dict[str, bytes | None]:
+        """The source files' bytes (None for a missing one), to restore after a failed write or sync."""
+        saved: dict[str, bytes | None] = {}
+        for name in SOURCE_FILES:
+            path = self.sources_dir / name
+            saved[name] = path.read_bytes() if path.exists() else None
+        return saved
+
+    def _restore(self, saved: dict[str, bytes | None], audit_size: int | None) -> None:
+        for name, data in saved.items():
+            path = self.sources_dir / name
+            if data is None:
+                path.unlink(missing_ok=True)
+            elif not path.exists() or path.read_bytes() != data:  # files the write left alone stay untouched
+                _write_bytes_atomically(path, data)
+        if not self.audit_log.is_file():
+            return  # the append never happened (or could not: something else is in its place)
+        if audit_size is None:
+            self.audit_log.unlink()
+        else:
+            with self.audit_log.open("r+b") as log:
+                log.truncate(audit_size)
+
+    def _append(self, record: AuditRecord) -> None:
+        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.audit_log.open("a", encoding="utf-8") as log:
+            log.write(record.to_json() + "\n")  # one write: a line is never split between curators
+            log.flush()
+            os.fsync(log.fileno())
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _require_why(why: object, action: str, target: str | EdgeKey) -> str:
+    if not isinstance(why, str) or not why.strip():
+        shown = target if isinstance(target, str) else _label(target)
+        raise ValueError(f"{action} {shown}: a reason (why) is required and must not be empty")
+    return why.strip()
+
+
+def _require_concept(ontology: Ontology, concept_id: str) -> Concept:
+    if concept_id not in ontology:
+        raise CurationError(f"unknown concept id {concept_id!r}")
+    return ontology[concept_id]
+
+
+def _require_relation(ontology: Ontology, key: EdgeKey) -> Relation:
+    for relation in ontology.relations:
+        if relation.key == key:
+            return relation
+    raise CurationError(f"unknown relation {_label(key)}")
+
+
+def _edge_key(key: EdgeKey | Relation | Sequence[object]) -> EdgeKey:
+    """Normalise a relation key: a Relation, or (type, start, end, source) with type any case."""
+    if isinstance(key, Relation):
+        return key.key
+    if isinstance(key, str) or len(key) != 4:
+        raise ValueError(f"a relation key is (type, start, end, source), got {key!r}")
+    rel_type, start, end, source = key
+    try:
+        type_value = RelationType(str(getattr(rel_type, "value", rel_type)).upper()).value
+    except ValueError as e:
+        known = ", ".join(t.value for t in RelationType)
+        raise ValueError(f"unknown relation type {rel_type!r}; known types: {known}") from e
+    return (type_value, str(start), str(end), str(source))
+
+
+def _parse_field(concept_id: str, field: str, value: object) -> object:
+    """The typed value of ``field`` from what a caller or the command line gives."""
+    if field not in SETTABLE_FIELDS:
+        raise ValueError(f"cannot set {field!r} of concept {concept_id!r}; settable fields: {', '.join(SETTABLE_FIELDS)}")
+    if field in _LIST_FIELDS:
+        items = value.split(LIST_SEPARATOR) if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple, set, frozenset)):
+            raise ValueError(f"{field} of concept {concept_id!r}: expected a list or a '|'-separated string, got {value!r}")
+        parsed = {str(item).strip() for item in items if str(item).strip()}
+        joined = sorted(item for item in parsed if LIST_SEPARATOR in item)
+        if joined:  # the CSV sources join items with the separator, so no item may hold it
+            raise ValueError(f"{field} of concept {concept_id!r}: {joined!r} hold {LIST_SEPARATOR!r}, which separates items")
+        return tuple(sorted(parsed))
+    if field == "kind":
+        text = str(getattr(value, "value", value)).strip()
+        for kind in ConceptKind:
+            if text.lower() in (kind.value.lower(), kind.name.lower()):
+                return kind
+        raise ValueError(f"kind of concept {concept_id!r}: {value!r} is not one of {', '.join(k.value for k in ConceptKind)}")
+    if not isinstance(value, str):
+        raise ValueError(f"{field} of concept {concept_id!r}: expected a string, got {value!r}")
+    return value.strip()
+
+
+def _parse_weight(key: EdgeKey, value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"weight of {_label(key)}: expected a number, got {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"weight of {_label(key)}: expected a number, got {value!r}") from e
+
+
+def _parse_count(key: EdgeKey, value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    error = ValueError(f"count of {_label(key)}: expected a non-negative whole number, got {value!r}")
+    if isinstance(value, bool):
+        raise error
+    try:
+        number = float(value) if isinstance(value, float) else int(str(value).strip())  # type: ignore[arg-type]
+    except ValueError as e:
+        raise error from e
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise error
+    return int(number)
+
+
+def _ids(*concept_ids: str) -> tuple[str, ...]:
+    return tuple(sorted(set(concept_ids)))
+
+
+def _label(key: Sequence[str]) -> str:
+    rel_type, start, end, source = key
+    return f"{start!r} -[{rel_type}]-> {end!r} [{source}]"
+
+
+def _concept_dict(concept: Concept) -> dict[str, Any]:
+    return {"kind": concept.kind.value, **concept.properties()}
+
+
+def _relation_dict(relation: Relation) -> dict[str, Any]:
+    return {
+        "type": relation.type.value,
+        "start": relation.start,
+        "end": relation.end,
+        "source": relation.source,
+        "weight": relation.weight,
+        "count": relation.count,
+    }
+
+
+def _write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` through a temporary file in the same folder (never half-written)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
