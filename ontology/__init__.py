@@ -6,6 +6,7 @@ from anatomy_vlm.ontology.model import (
     Concept,
     ConceptKind,
     Ontology,
+    Problem,
     Relation,
     RelationType,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "Concept",
     "ConceptKind",
     "Ontology",
+    "Problem",
     "Relation",
     "RelationType",
 ]

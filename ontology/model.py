@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
@@ -57,6 +58,18 @@ RELATION_KINDS: dict[RelationType, tuple[frozenset[ConceptKind], frozenset[Conce
 
 # Relation types whose graph must be acyclic: a region cannot be part of itself.
 ACYCLIC_RELATIONS = (RelationType.PART_OF, RelationType.IS_A)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rule an ontology breaks."""
+
+    rule: str  # e.g. "part-of-cycle"; ontology.validate.RULES describes each
+    concept_id: str | None  # the concept at fault (a relation's start); None for the whole ontology
+    message: str  # a sentence naming the concept at fault, e.g. "PART_OF cycle: a -> b -> a"
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.message}"
 
 
 @dataclass(frozen=True)
@@ -172,52 +185,61 @@ class Ontology:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     # -- validation ----------------------------------------------------------------------------
-    def problems(self) -> list[str]:
-        """Every structural rule the ontology breaks, each message naming the concept at fault."""
-        found: list[str] = []
+    def problems(self) -> list["Problem"]:
+        """Every structural rule the ontology breaks, each tagged with its rule and the concept at fault.
+
+        For a relation, the concept at fault is its start: the concept that asserts the edge.
+        """
+        found: list[Problem] = []
         for concept_id, n in Counter(c.id for c in self.concepts).items():
             if n > 1:
-                found.append(f"duplicate concept id {concept_id!r} ({n} times)")
+                found.append(Problem("duplicate-id", concept_id, f"duplicate concept id {concept_id!r} ({n} times)"))
         for c in self.concepts:
             if not c.id or any(ch.isspace() for ch in c.id):
-                found.append(f"concept id {c.id!r} is empty or contains whitespace")
+                found.append(Problem("invalid-id", c.id, f"concept id {c.id!r} is empty or contains whitespace"))
             if not c.name.strip():
-                found.append(f"concept {c.id!r} has no name")
+                found.append(Problem("missing-name", c.id, f"concept {c.id!r} has no name"))
         for key, n in Counter(r.key for r in self.relations).items():
             if n > 1:
-                found.append(f"duplicate relation {key[1]!r} -[{key[0]}]-> {key[2]!r} from {key[3]!r}")
+                found.append(Problem("duplicate-relation", key[1],
+                                     f"duplicate relation {key[1]!r} -[{key[0]}]-> {key[2]!r} from {key[3]!r}"))
         for r in self.relations:
             start, end = self._by_id.get(r.start), self._by_id.get(r.end)
             label = f"{r.start!r} -[{r.type.value}]-> {r.end!r}"
+
+            def add(rule: str, message: str) -> None:
+                found.append(Problem(rule, r.start, f"relation {label}{message}"))
+
             if start is None:
-                found.append(f"relation {label} starts at unknown concept {r.start!r}")
+                add("dangling-reference", f" starts at unknown concept {r.start!r}")
             if end is None:
-                found.append(f"relation {label} ends at unknown concept {r.end!r}")
+                add("dangling-reference", f" ends at unknown concept {r.end!r}")
             if start is None or end is None:
                 continue
             if r.start == r.end:
-                found.append(f"relation {label} is a self-loop on {r.start!r}")
+                add("self-loop", f" is a self-loop on {r.start!r}")
             allowed_start, allowed_end = RELATION_KINDS[r.type]
             if start.kind not in allowed_start:
-                found.append(f"relation {label}: {r.start!r} is {start.kind.value}, which cannot start {r.type.value}")
+                add("relation-domain", f": {r.start!r} is {start.kind.value}, which cannot start {r.type.value}")
             if end.kind not in allowed_end:
-                found.append(f"relation {label}: {r.end!r} is {end.kind.value}, which cannot end {r.type.value}")
+                add("relation-range", f": {r.end!r} is {end.kind.value}, which cannot end {r.type.value}")
             if r.type is RelationType.IS_A and start.kind is not end.kind:
-                found.append(f"relation {label} joins a {start.kind.value} to a {end.kind.value}")
+                add("is-a-kind-mismatch", f" joins a {start.kind.value} to a {end.kind.value}")
             if not r.source:
-                found.append(f"relation {label} has no source")
-            if r.weight is not None and not (r.weight == r.weight and abs(r.weight) != float("inf")):
-                found.append(f"relation {label} has a non-finite weight")
+                add("missing-source", " has no source")
+            if r.weight is not None and not math.isfinite(r.weight):
+                add("non-finite-weight", " has a non-finite weight")
         for rel_type in ACYCLIC_RELATIONS:
+            rule = "part-of-cycle" if rel_type is RelationType.PART_OF else "is-a-cycle"
             for cycle in _cycles(self.relations_of_type(rel_type)):
-                found.append(f"{rel_type.value} cycle: {' -> '.join(cycle)}")
+                found.append(Problem(rule, cycle[0], f"{rel_type.value} cycle: {' -> '.join(cycle)}"))
         return found
 
     def validate(self) -> "Ontology":
         """Raise ``OntologyValidationError`` listing every problem; return ``self`` when there is none."""
         problems = self.problems()
         if problems:
-            raise OntologyValidationError(problems)
+            raise OntologyValidationError([str(p) for p in problems])
         return self
 
 

@@ -23,8 +23,6 @@ carries the edge in OWL, so it is where the edge is fixed.
 
 from __future__ import annotations
 
-import ast
-import re
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +35,7 @@ from typing import Iterable, Mapping
 import owlready2
 
 from anatomy_vlm.exceptions import OntologyError, OntologyValidationError
-from anatomy_vlm.ontology.model import RELATION_KINDS, ConceptKind, Ontology, RelationType
+from anatomy_vlm.ontology.model import RELATION_KINDS, ConceptKind, Ontology, Problem, RelationType
 from anatomy_vlm.ontology.owl import BASE_IRI, PROPERTY_NAMES, load_owl, save_owl
 from anatomy_vlm.ontology.seed import REGION_IDS
 
@@ -57,7 +55,6 @@ RULES: dict[str, str] = {
     "non-finite-weight": "a relation's weight is NaN or infinite",
     "part-of-cycle": "PART_OF edges form a cycle",
     "is-a-cycle": "IS_A edges form a cycle",
-    "structural": "a structural problem this module does not classify further",
     # -- curation, checked here ----------------------------------------------------------------
     "anatomy-without-parent": "an Anatomy concept other than the configured roots has no PART_OF parent",
     "region-missing": "a required Chest ImaGenome region is absent, or is not an Anatomy concept",
@@ -75,18 +72,6 @@ RULES: dict[str, str] = {
 DEFAULT_WARN_ONLY: frozenset[str] = frozenset({"name-collision", "reasoner-skipped"})
 
 _NOTHING_IRI = "http://www.w3.org/2002/07/owl#Nothing"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One rule breach."""
-
-    rule: str  # a key of RULES, e.g. "part-of-cycle"
-    concept_id: str | None  # the concept at fault (a relation's start for relation rules); None for the whole ontology
-    message: str  # a sentence naming the concept at fault, e.g. "PART_OF cycle: a -> b -> a"
-
-    def __str__(self) -> str:
-        return f"[{self.rule}] {self.message}"
 
 
 @dataclass(frozen=True)
@@ -219,48 +204,9 @@ def validate_command(
 
 
 # -- structural rules (Ontology.problems) ----------------------------------------------------------
-_REPR = r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # a Python str repr, as problems() writes ids
-_CONCEPT_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(rf"duplicate concept id {_REPR} \("), "duplicate-id"),
-    (re.compile(rf"concept id {_REPR} is empty or contains whitespace$"), "invalid-id"),
-    (re.compile(rf"concept {_REPR} has no name$"), "missing-name"),
-    (re.compile(rf"duplicate relation {_REPR} -\["), "duplicate-relation"),
-)
-_RELATION_MESSAGE = re.compile(rf"relation {_REPR} -\[\w+\]-> {_REPR}(?P<rest>.*)$", re.DOTALL)
-_RELATION_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r" (starts|ends) at unknown concept "), "dangling-reference"),
-    (re.compile(r" is a self-loop on "), "self-loop"),
-    (re.compile(r": .* which cannot start \w+$"), "relation-domain"),
-    (re.compile(r": .* which cannot end \w+$"), "relation-range"),
-    (re.compile(r" joins a \w+ to a \w+$"), "is-a-kind-mismatch"),
-    (re.compile(r" has no source$"), "missing-source"),
-    (re.compile(r" has a non-finite weight$"), "non-finite-weight"),
-)
-_CYCLE_MESSAGE = re.compile(r"(?P<type>\w+) cycle: (?P<first>.+?) -> ")
-_CYCLE_RULES = {RelationType.PART_OF.value: "part-of-cycle", RelationType.IS_A.value: "is-a-cycle"}
-
-
 def structural_problems(ontology: Ontology) -> list[Problem]:
-    """``Ontology.problems()``, each message tagged with its rule and the concept at fault."""
-    return [classify_problem(message) for message in ontology.problems()]
-
-
-def classify_problem(message: str) -> Problem:
-    """Map one ``Ontology.problems()`` message onto a rule; unknown wording maps to "structural"."""
-    for pattern, rule in _CONCEPT_MESSAGES:
-        match = pattern.match(message)
-        if match:
-            return Problem(rule, ast.literal_eval(match.group(1)), message)
-    match = _RELATION_MESSAGE.match(message)
-    if match:
-        start = ast.literal_eval(match.group(1))
-        for pattern, rule in _RELATION_RULES:
-            if pattern.search(match.group("rest")):
-                return Problem(rule, start, message)
-    match = _CYCLE_MESSAGE.match(message)
-    if match and match.group("type") in _CYCLE_RULES:
-        return Problem(_CYCLE_RULES[match.group("type")], match.group("first"), message)
-    return Problem("structural", None, message)
+    """``Ontology.problems()``: the structural rules, already tagged with rule and concept."""
+    return ontology.problems()
 
 
 # -- curation rules --------------------------------------------------------------------------------

@@ -307,7 +307,7 @@ def test_recipes_chain_in_order_with_a_canonical_description(seed):
 def test_invalid_results_are_refused_naming_the_recipe(seed, tmp_path):
     path = tmp_path / "nameless.owl"
     save_owl(Ontology(concepts=(Concept("blob", ConceptKind.FINDING, "", source="curated"),)), path)
-    message = r"after add-concepts:.*nameless\.owl: concept 'blob' has no name"
+    message = r"after add-concepts:.*nameless\.owl: \[missing-name\] concept 'blob' has no name"
     with pytest.raises(OntologyValidationError, match=message):
         apply(seed, f"add-concepts:{path}")
 
