@@ -63,6 +63,8 @@ DOC_HEADER = (
 )
 BATCHED_VARIANT = "bench-batched"
 PER_ROW_VARIANT = "bench-per-row"
+WARMUP_VARIANT = "bench-warmup"
+BENCH_VARIANTS = (BATCHED_VARIANT, PER_ROW_VARIANT, WARMUP_VARIANT)
 BATCH_SIZE = 5000
 SEED = 20_240_531
 ROUNDS, WARMUP = 5, 1
@@ -262,6 +264,7 @@ class Backend:
     driver: neo4j.Driver
     database: str | None
     version: str
+    origin: str  # how the server was had
     close_actions: list = field(default_factory=list)
 
     def close(self) -> None:
@@ -281,7 +284,8 @@ def open_neo4j(workdir: str | None) -> Backend:
     close_actions = []
     if os.environ.get("NEO4J_URI") and not workdir:
         uri, user, password = os.environ["NEO4J_URI"], os.environ.get("NEO4J_USER", "neo4j"), os.environ["NEO4J_PASSWORD"]
-        console.print(f"neo4j: using the server from NEO4J_URI ({uri})")
+        origin = "the server named by NEO4J_URI"
+        console.print(f"neo4j: using {origin} ({uri})")
     else:
         was_running = _neo4jctl("status", workdir=workdir).returncode == 0
         result = _neo4jctl("start", "--quiet", workdir=workdir)
@@ -289,9 +293,12 @@ def open_neo4j(workdir: str | None) -> Backend:
             raise SystemExit(f"could not start Neo4j with {NEO4JCTL}:\n{result.stdout}\n{result.stderr}")
         env = {k: v.strip("'\"") for k, v in re.findall(r"export (\w+)=(\S+)", result.stdout)}
         uri, user, password = env["NEO4J_URI"], env.get("NEO4J_USER", "neo4j"), env["NEO4J_PASSWORD"]
+        where = f" --workdir {workdir}" if workdir else ""
         if was_running:
+            origin = f"a server already running under `neo4jctl.py{where}`, reused"
             console.print(f"neo4j: reusing the running server at {uri} (left running at the end)")
         else:
+            origin = f"started by this script with `neo4jctl.py start --quiet{where}`, stopped after"
             console.print(f"neo4j: started {uri} with neo4jctl (stopped at the end)")
             close_actions.append(lambda: _neo4jctl("stop", workdir=workdir))
     driver = neo4j.GraphDatabase.driver(uri, auth=(user, password))
@@ -299,7 +306,7 @@ def open_neo4j(workdir: str | None) -> Backend:
     with driver.session(database="neo4j") as session:
         components = session.run("CALL dbms.components() YIELD name, versions, edition RETURN *").data()
     version = "; ".join(f"{c['name']} {'/'.join(c['versions'])} {c['edition']}" for c in components)
-    return Backend("neo4j", driver, "neo4j", version, close_actions)
+    return Backend("neo4j", driver, "neo4j", version, origin, close_actions)
 
 
 def open_embedded(heap: str) -> Backend:
@@ -310,7 +317,8 @@ def open_embedded(heap: str) -> Backend:
     driver.verify_connectivity()
     agent = driver.get_server_info().agent
     console.print(f"embedded: ArcadeDB at {uri} ({agent}), data in {folder.name}, heap {heap}")
-    return Backend("embedded", driver, server.config.database, agent, [folder.cleanup, server.stop])
+    origin = f"EmbeddedGraphServer(EmbeddedConfig(path=<temp dir>, heap={heap!r})), a fresh data folder"
+    return Backend("embedded", driver, server.config.database, agent, origin, [folder.cleanup, server.stop])
 
 
 def clear(backend: Backend, wipe_all: bool) -> int:
@@ -323,7 +331,7 @@ def clear(backend: Backend, wipe_all: bool) -> int:
             statements = [
                 ("MATCH (n:Concept {variant: $variant}) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS deleted",
                  {"variant": variant})
-                for variant in (BATCHED_VARIANT, PER_ROW_VARIANT)
+                for variant in BENCH_VARIANTS
             ]
         for statement, params in statements:
             while True:
@@ -334,7 +342,7 @@ def clear(backend: Backend, wipe_all: bool) -> int:
         if not wipe_all:
             session.run(
                 "MATCH (v:KnowledgeVariant) WHERE v.name IN $names DELETE v",
-                names=[BATCHED_VARIANT, PER_ROW_VARIANT],
+                names=list(BENCH_VARIANTS),
             ).consume()
     return deleted
 
@@ -348,8 +356,8 @@ def count_variant(backend: Backend, variant: str) -> tuple[int, int]:
 def other_nodes(backend: Backend) -> int:
     with backend.driver.session(database=backend.database) as session:
         return session.run(
-            "MATCH (n) WHERE n.variant IS NULL OR NOT n.variant IN $names RETURN count(n) AS n",
-            names=[BATCHED_VARIANT, PER_ROW_VARIANT],
+            "MATCH (n) WHERE NOT coalesce(n.variant, n.name, '') IN $names RETURN count(n) AS n",
+            names=list(BENCH_VARIANTS),
         ).single()["n"]
 
 
@@ -362,6 +370,7 @@ def other_nodes(backend: Backend) -> int:
 class Result:
     backend: str
     version: str
+    origin: str
     concepts: int
     relations: int
     batched_s: float | None = None
@@ -444,14 +453,19 @@ def neighbourhood_latency(store: GraphStore, result: Result) -> None:
 
 
 def run_backend(backend: Backend, ontology: Ontology, sample: Ontology, args) -> Result:
-    result = Result(backend.name, backend.version, len(ontology.concepts), len(ontology.relations))
+    result = Result(backend.name, backend.version, backend.origin, len(ontology.concepts), len(ontology.relations))
     dialect = dialect_of_driver(backend.driver)
     store = GraphStore(backend.driver, database=backend.database, dialect=dialect, batch_size=BATCH_SIZE)
     store.ensure_schema()
     others = other_nodes(backend)
     if others:
-        result.notes.append(f"{others} nodes of other variants/processes were in the database")
+        result.notes.append(f"the database also held {others} node(s) not of the benchmark's variants (left as they were)")
     elements = len(ontology.concepts) + len(ontology.relations)
+
+    # Warm-up: the same statements once on the small sample, so that query planning and JIT
+    # compilation on a freshly started server are not part of the timed sync.
+    clear(backend, args.wipe_all)
+    store.sync(sample, WARMUP_VARIANT)
 
     # a. batched sync, then a no-op rerun
     clear(backend, args.wipe_all)
@@ -584,6 +598,8 @@ def section(results: list[Result], args, command: str, started_at: str, generate
         "relations (a PART_OF forest with 1-2 parents per anatomy node, IS_A trees within each kind, then "
         "LOCATED_IN with weight and count 50% - 5% of them into the 29 regions - SUGGESTS 30%, "
         "HAS_ATTRIBUTE 20%). Passes `Ontology.validate()`.",
+        "- Before timing, each backend syncs the per-row sample once (batched) into a warm-up variant, which is "
+        "then deleted: query planning and JIT warm-up on a fresh server are not in the numbers.",
         f"- Batched: `GraphStore(batch_size={BATCH_SIZE}).sync()` into an empty variant, wall time including "
         "validation, the diff against the (empty) variant and the one write transaction; elements/s = "
         "(concepts + relations) / s. No-op resync: the same `sync()` again (reads the variant back, diffs, "
@@ -602,7 +618,7 @@ def section(results: list[Result], args, command: str, started_at: str, generate
     ]
     for r in results:
         label = "Neo4j" if r.backend == "neo4j" else "ArcadeDB (embedded, Bolt agent)"
-        lines.append(f"- {label}: {r.version}")
+        lines.append(f"- {label}: {r.version}; {r.origin}")
     lines += [
         f"- Python {platform.python_version()}, neo4j driver {neo4j.__version__}, "
         f"arcadedb-embedded {_package_version('arcadedb-embedded')}",
