@@ -8,8 +8,8 @@ What it measures, per backend (``neo4j``: the real server; ``embedded``: ArcadeD
 
 - batched: ``GraphStore(batch_size=5000).sync(ontology)`` into an empty variant, wall time, as
   elements/s = (concepts + relations) / s; then a rerun of the same sync (a no-op) in seconds;
-- per-row: one auto-commit statement per element (``queries.upsert_one_concept`` /
-  ``upsert_one_relation`` through ``session.run``) on a *sample*: an ontology made by the same
+- per-row: one auto-commit statement per element (``queries.create_one_concept`` /
+  ``create_one_relation`` through ``session.run``) on a *sample*: an ontology made by the same
   generator with ``--per-row-sample`` concepts and the same relations-per-concept ratio (so the
   same kind/type mix and property sizes), written into a variant of its own; elements/s again;
 - the ratio of the two rates;
@@ -413,12 +413,12 @@ def per_row_sync(backend: Backend, sample: Ontology) -> float:
     with backend.driver.session(database=backend.database) as session:
         for concept in tqdm(sample.concepts, desc=f"{backend.name} per-row concepts", unit="row", leave=False):
             session.run(
-                queries.upsert_one_concept(concept.kind.value),
+                queries.create_one_concept(concept.kind.value),
                 variant=variant, id=concept.id, props={**concept.properties(), "variant": variant},
             ).consume()
         for relation in tqdm(sample.relations, desc=f"{backend.name} per-row relations", unit="row", leave=False):
             session.run(
-                queries.upsert_one_relation(relation.type.value),
+                queries.create_one_relation(relation.type.value),
                 variant=variant, start=relation.start, end=relation.end, source=relation.source,
                 props=relation.properties(),
             ).consume()
@@ -606,7 +606,7 @@ def section(results: list[Result], args, command: str, started_at: str, generate
         "writes nothing).",
         f"- Per-row: measured on a sample only (the full per-row run would take too long): an ontology made by the "
         f"same generator with {args.per_row_sample:,} concepts and the same relations per concept, written with "
-        "`queries.upsert_one_concept` / `upsert_one_relation`, one `session.run` (auto-commit transaction) per "
+        "`queries.create_one_concept` / `create_one_relation`, one `session.run` (auto-commit transaction) per "
         "element, into its own variant of an emptied database.",
         f"- Neighbourhood: `store.neighbourhood([region])` for each of the 29 regions, {WARMUP} warm-up round then "
         f"{ROUNDS} timed rounds (p50/p95 over {ROUNDS * 29} calls); and one call with all 29 ids, p50 of {ROUNDS}.",

@@ -63,26 +63,30 @@ SHOW_CONSTRAINTS = "SHOW CONSTRAINTS YIELD name RETURN name"
 
 # --- concepts and relations of one variant -----------------------------------------------------
 
+# Variant-wide scans say "n.id IS NOT NULL" so that Neo4j seeks the composite (variant, id) index
+# by its prefix instead of scanning every concept of every variant.
 READ_CONCEPTS = f"""
-MATCH (n:{CONCEPT} {{variant: $variant}})
+MATCH (n:{CONCEPT}) WHERE n.variant = $variant AND n.id IS NOT NULL
 RETURN n.id AS id, [label IN labels(n) WHERE label <> '{CONCEPT}'] AS kinds, properties(n) AS props
 """
 
 READ_RELATIONS = f"""
-MATCH (a:{CONCEPT} {{variant: $variant}})-[r]->(b:{CONCEPT} {{variant: $variant}})
+MATCH (a:{CONCEPT}) WHERE a.variant = $variant AND a.id IS NOT NULL
+MATCH (a)-[r]->(b:{CONCEPT} {{variant: $variant}})
 RETURN type(r) AS type, a.id AS start, b.id AS end, properties(r) AS props
 """
 
 COUNT_VARIANT_ELEMENTS = f"""
-MATCH (n:{CONCEPT} {{variant: $variant}})
+MATCH (n:{CONCEPT}) WHERE n.variant = $variant AND n.id IS NOT NULL
 OPTIONAL MATCH (n)-[r]->(:{CONCEPT} {{variant: $variant}})
 RETURN count(DISTINCT n) AS concepts, count(r) AS relations
 """
 
 DELETE_CONCEPTS = f"""
-UNWIND $ids AS concept_id
+UNWIND $rows AS concept_id
 MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
 DETACH DELETE n
+RETURN count(*) AS written
 """
 
 
@@ -90,59 +94,85 @@ def relabel_concepts(kind: str) -> str:
     """Give concepts whose kind changed their new kind label (keeps their provenance edges)."""
     removed = ":".join(identifier(k, KIND_LABELS) for k in KIND_LABELS)
     return f"""
-UNWIND $ids AS concept_id
+UNWIND $rows AS concept_id
 MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
 REMOVE n:{removed}
 SET n:{identifier(kind, KIND_LABELS)}
+RETURN count(n) AS written
 """
 
 
-def upsert_concepts(kind: str) -> str:
-    """Create or replace the properties of the concepts of one kind; returns how many were written."""
+def create_concepts(kind: str) -> str:
+    """Create concepts of one kind (the sync knows they are new); returns how many were written.
+
+    CREATE rather than MERGE: the sync has already diffed, and ArcadeDB cannot look up a MERGE
+    pattern with two labels through the index (it scans), which made a 50k-concept sync crawl.
+    """
     return f"""
 UNWIND $rows AS row
-MERGE (n:{CONCEPT}:{identifier(kind, KIND_LABELS)} {{variant: $variant, id: row.id}})
+CREATE (n:{CONCEPT}:{identifier(kind, KIND_LABELS)})
 SET n = row.props
 RETURN count(n) AS written
 """
 
 
-def upsert_relations(rel_type: str) -> str:
-    """Create or replace relations of one type, keyed by (start, end, source); returns the count written."""
+UPDATE_CONCEPTS = f"""
+UNWIND $rows AS row
+MATCH (n:{CONCEPT} {{variant: $variant, id: row.id}})
+SET n = row.props
+RETURN count(n) AS written
+"""
+
+
+def create_relations(rel_type: str) -> str:
+    """Create relations of one type between concepts of the variant; returns the count written."""
     return f"""
 UNWIND $rows AS row
 MATCH (a:{CONCEPT} {{variant: $variant, id: row.start}})
 MATCH (b:{CONCEPT} {{variant: $variant, id: row.end}})
-MERGE (a)-[r:{identifier(rel_type, RELATION_TYPES)} {{source: row.source}}]->(b)
+CREATE (a)-[r:{identifier(rel_type, RELATION_TYPES)}]->(b)
+SET r = row.props
+RETURN count(r) AS written
+"""
+
+
+def update_relations(rel_type: str) -> str:
+    """Replace the properties of relations of one type, found by their (start, end, source) key."""
+    return f"""
+UNWIND $rows AS row
+MATCH (a:{CONCEPT} {{variant: $variant, id: row.start}})
+      -[r:{identifier(rel_type, RELATION_TYPES)} {{source: row.source}}]->
+      (b:{CONCEPT} {{variant: $variant, id: row.end}})
 SET r = row.props
 RETURN count(r) AS written
 """
 
 
 def delete_relations(rel_type: str) -> str:
-    """Delete relations of one type by their (start, end, source) key."""
+    """Delete relations of one type by their (start, end, source) key; returns the count deleted."""
     return f"""
 UNWIND $rows AS row
 MATCH (a:{CONCEPT} {{variant: $variant, id: row.start}})
       -[r:{identifier(rel_type, RELATION_TYPES)} {{source: row.source}}]->
       (b:{CONCEPT} {{variant: $variant, id: row.end}})
 DELETE r
+RETURN count(*) AS written
 """
 
 
 # One statement per row: the baseline the sync benchmark compares the batched path against.
-def upsert_one_concept(kind: str) -> str:
+def create_one_concept(kind: str) -> str:
     return f"""
-MERGE (n:{CONCEPT}:{identifier(kind, KIND_LABELS)} {{variant: $variant, id: $id}})
+CREATE (n:{CONCEPT}:{identifier(kind, KIND_LABELS)})
 SET n = $props
 """
 
 
-def upsert_one_relation(rel_type: str) -> str:
+def create_one_relation(rel_type: str) -> str:
     return f"""
 MATCH (a:{CONCEPT} {{variant: $variant, id: $start}})
 MATCH (b:{CONCEPT} {{variant: $variant, id: $end}})
-MERGE (a)-[r:{identifier(rel_type, RELATION_TYPES)} {{source: $source}}]->(b)
+CREATE (a)-[r:{identifier(rel_type, RELATION_TYPES)}]->(b)
 SET r = $props
 """
 
@@ -159,7 +189,7 @@ GET_VARIANT = f"MATCH (v:{VARIANT_LABEL} {{name: $name}}) RETURN properties(v) A
 LIST_VARIANTS = f"MATCH (v:{VARIANT_LABEL}) RETURN properties(v) AS props ORDER BY v.name"
 
 DELETE_VARIANT_CONCEPTS = f"""
-MATCH (n:{CONCEPT} {{variant: $variant}})
+MATCH (n:{CONCEPT}) WHERE n.variant = $variant AND n.id IS NOT NULL
 WITH n LIMIT $batch_size
 DETACH DELETE n
 RETURN count(*) AS deleted
@@ -178,9 +208,9 @@ RETURN n.id AS id
 # A term matches a concept by id, by name or by synonym, ignoring case.
 RESOLVE_TERMS = f"""
 UNWIND $terms AS term
-MATCH (n:{CONCEPT} {{variant: $variant}})
-WHERE n.id = term OR toLower(n.name) = toLower(term)
-   OR any(s IN n.synonyms WHERE toLower(s) = toLower(term))
+MATCH (n:{CONCEPT}) WHERE n.variant = $variant AND n.id IS NOT NULL
+  AND (n.id = term OR toLower(n.name) = toLower(term)
+       OR any(s IN n.synonyms WHERE toLower(s) = toLower(term)))
 RETURN term, n.id AS id, [label IN labels(n) WHERE label <> '{CONCEPT}'][0] AS kind
 """
 
@@ -194,8 +224,12 @@ MATCH (a:Anatomy {{variant: $variant, id: anatomy_id}})
 OPTIONAL MATCH path = (a)-[:PART_OF*1..]->(ancestor:Anatomy)
 WITH a, ancestor, min(length(path)) AS depth
 WITH a, collect(CASE WHEN ancestor IS NULL THEN NULL
-                     ELSE {{id: ancestor.id, name: ancestor.name, depth: depth}} END) AS ancestors
-OPTIONAL MATCH (a)-[:PART_OF*0..]->(site:Anatomy)<-[r:LOCATED_IN]-(finding:{CONCEPT})
+                     ELSE {{id: ancestor.id, name: ancestor.name, depth: depth}} END) AS ancestors,
+     collect(ancestor) AS ancestor_nodes
+// Findings are matched once per distinct site: following every PART_OF path up instead returns
+// a finding once per path, which explodes on a graph with many paths to the root.
+UNWIND [a] + ancestor_nodes AS site
+OPTIONAL MATCH (site)<-[r:LOCATED_IN]-(finding:{CONCEPT})
 WITH a, ancestors, collect(CASE WHEN finding IS NULL THEN NULL
                                 ELSE {{id: finding.id, name: finding.name, site: site.id,
                                       weight: r.weight, count: r.count, source: r.source}} END) AS findings

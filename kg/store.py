@@ -11,7 +11,6 @@ it was before the call.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections import defaultdict
@@ -167,37 +166,49 @@ class GraphStore:
     ) -> SyncReport:
         """Make ``variant`` hold exactly ``ontology``, in one transaction.
 
-        The variant's current content is read and diffed against ``ontology``; then concepts and
-        relations are upserted in batches of ``batch_size`` rows (``UNWIND``), those no longer in
-        the ontology are removed, and unchanged ones are not touched, so a rerun writes nothing.
-        The variant records the ontology's content hash as its version.
+        The variant's current content is read and diffed against ``ontology``; new concepts and
+        relations are created and changed ones updated in batches of ``batch_size`` rows
+        (``UNWIND``), those no longer in the ontology are removed, and unchanged ones are not
+        touched, so a rerun writes nothing. The variant records the ontology's content hash as
+        its version.
         """
         started = time.perf_counter()
         if validate:
             ontology.validate()
         self.ensure_schema()
+        version = ontology.content_hash()
+        known = {c.id for c in ontology.concepts}
         with self._session() as session:
             current_concepts = session.execute_read(self._concept_state, variant)
             current_relations = session.execute_read(self._relation_state, variant)
-            plan = _SyncPlan.build(ontology, current_concepts, current_relations)
-            if plan.recreated and not self.dialect.relabels_in_place:
+            plan = _SyncPlan.build(
+                ontology, current_concepts, current_relations, relabel_in_place=self.dialect.relabels_in_place
+            )
+
+            def write_all(tx: neo4j.Transaction) -> None:
+                self._apply(tx, plan, variant, known)
+                self._record_variant(tx, variant, ontology, version, plan.changed, parent, recipe)
+
+            if not plan.recreated:
+                self._write(session, variant, write_all)
+            else:
                 # ArcadeDB keeps a node's labels as its record type and refuses, within one
                 # transaction, to delete a key and create it again under a uniqueness constraint.
                 # So a concept whose kind changed is removed in a transaction of its own first;
-                # if the main transaction then fails, the prior content is synced back.
+                # if the main transaction then fails, the prior content is written back.
                 prior = self._ontology_from_state(current_concepts, current_relations, variant)
                 self._write(session, variant, lambda tx: tx.run(
-                    queries.DELETE_CONCEPTS, ids=sorted(plan.recreated), variant=variant).consume())
+                    queries.DELETE_CONCEPTS, rows=plan.recreated, variant=variant).consume())
                 try:
-                    self._write(session, variant, lambda tx: self._apply(tx, plan, ontology, variant, parent, recipe))
+                    self._write(session, variant, write_all)
                 except Exception:
-                    restore = _SyncPlan.build(prior, self._concept_state(session, variant), {})
-                    self._write(session, variant, lambda tx: self._apply(tx, restore, prior, variant, record=False))
+                    restore = _SyncPlan.build(
+                        prior, self._concept_state(session, variant), self._relation_state(session, variant),
+                        relabel_in_place=False,
+                    )
+                    self._write(session, variant, lambda tx: self._apply(tx, restore, variant, set(current_concepts)))
                     raise
-            else:
-                plan = plan.relabelling_in_place()
-                self._write(session, variant, lambda tx: self._apply(tx, plan, ontology, variant, parent, recipe))
-        return plan.report(variant, ontology.content_hash(), time.perf_counter() - started)
+        return plan.report(variant, version, time.perf_counter() - started)
 
     @staticmethod
     def _write(session: neo4j.Session, variant: str, work) -> None:
@@ -214,58 +225,61 @@ class GraphStore:
             if not tx.closed():
                 tx.rollback()
 
-    def _apply(
-        self,
-        tx: neo4j.Transaction,
-        plan: "_SyncPlan",
-        ontology: Ontology,
-        variant: str,
-        parent: str | None = None,
-        recipe: str | None = None,
-        *,
-        record: bool = True,
-    ) -> None:
-        """Write a plan's rows; with ``record``, also the variant's version, counts and times."""
-        for rel_type, rows in plan.removed_relations.items():
-            for batch in _batches(rows, self.batch_size):
-                tx.run(queries.delete_relations(rel_type), rows=batch, variant=variant).consume()
-        for batch in _batches(plan.removed_ids, self.batch_size):
-            tx.run(queries.DELETE_CONCEPTS, ids=batch, variant=variant).consume()
-        for kind, ids in plan.relabelled.items():
-            tx.run(queries.relabel_concepts(kind), ids=ids, variant=variant).consume()
-        for kind, rows in sorted(plan.concept_rows.items()):
-            for batch in _batches([{"id": c.id, "props": {**c.properties(), "variant": variant}} for c in rows], self.batch_size):
-                written = tx.run(queries.upsert_concepts(kind), rows=batch, variant=variant).single()["written"]
-                if written != len(batch):
-                    raise GraphStoreError(f"wrote {written} of {len(batch)} {kind} concepts into {variant!r}")
-        known = {c.id for c in ontology.concepts}
-        for rel_type, relations in sorted(plan.relation_rows.items()):
-            rows = [{"start": r.start, "end": r.end, "source": r.source, "props": r.properties()} for r in relations]
-            for batch in _batches(rows, self.batch_size):
-                written = tx.run(queries.upsert_relations(rel_type), rows=batch, variant=variant).single()["written"]
-                if written != len(batch):
-                    # A relation whose end is not in the variant matches nothing: name the ends.
-                    missing = sorted({r[end] for r in batch for end in ("start", "end") if r[end] not in known})
-                    raise UnknownConceptError(missing or ["(deleted concurrently)"], variant)
+    def _apply(self, tx: neo4j.Transaction, plan: "_SyncPlan", variant: str, known: set[str]) -> None:
+        """Write a plan: removals first, then relabels, then concepts, then relations."""
 
-        if not record:
-            return
+        def run(statement: str, rows: list, what: str) -> None:
+            for batch in _batches(rows, self.batch_size):
+                written = tx.run(statement, rows=batch, variant=variant).single()["written"]
+                if written != len(batch):
+                    # A row that matched nothing: for relations, an end missing from the variant.
+                    ends = {r[end] for r in batch if isinstance(r, dict) for end in ("start", "end") if end in r}
+                    missing = sorted(ends - known)
+                    if missing:
+                        raise UnknownConceptError(missing, variant)
+                    raise GraphStoreError(f"wrote {written} of {len(batch)} {what} in {variant!r}; was it changed concurrently?")
+
+        for rel_type, rows in sorted(plan.removed_relations.items()):
+            run(queries.delete_relations(rel_type), rows, f"{rel_type} deletions")
+        run(queries.DELETE_CONCEPTS, plan.removed_concepts, "concept deletions")
+        for kind, ids in sorted(plan.relabelled.items()):
+            run(queries.relabel_concepts(kind), ids, f"{kind} relabels")
+        for kind, concepts in sorted(plan.new_concepts.items()):
+            run(queries.create_concepts(kind), [_concept_row(c, variant) for c in concepts], f"new {kind} concepts")
+        for kind, concepts in sorted(plan.changed_concepts.items()):
+            run(queries.UPDATE_CONCEPTS, [_concept_row(c, variant) for c in concepts], f"changed {kind} concepts")
+        for rel_type, relations in sorted(plan.new_relations.items()):
+            run(queries.create_relations(rel_type), [_relation_row(r) for r in relations], f"new {rel_type} relations")
+        for rel_type, relations in sorted(plan.changed_relations.items()):
+            run(queries.update_relations(rel_type), [_relation_row(r) for r in relations], f"changed {rel_type} relations")
+
+    @staticmethod
+    def _record_variant(
+        tx: neo4j.Transaction,
+        variant: str,
+        ontology: Ontology,
+        version: str,
+        changed: bool,
+        parent: str | None,
+        recipe: str | None,
+    ) -> None:
+        """Record the variant's version, size and sync time, unless nothing changed."""
         existing = tx.run(queries.GET_VARIANT, name=variant).single()
-        version = ontology.content_hash()
-        if plan.changed or existing is None or existing["props"].get("version") != version:
-            props: dict[str, object] = {
-                "version": version,
-                "concepts": len(ontology.concepts),
-                "relations": len(ontology.relations),
-                "synced_at": _now(),
-            }
-            if existing is None:
-                props["created_at"] = props["synced_at"]
-            if parent is not None:
-                props["parent"] = parent
-            if recipe is not None:
-                props["recipe"] = recipe
-            tx.run(queries.UPSERT_VARIANT, name=variant, props=props).consume()
+        if not changed and existing is not None and existing["props"].get("version") == version:
+            return
+        props: dict[str, object] = {
+            "version": version,
+            "concepts": len(ontology.concepts),
+            "relations": len(ontology.relations),
+            "synced_at": _now(),
+        }
+        if existing is None:
+            props["created_at"] = props["synced_at"]
+        if parent is not None:
+            props["parent"] = parent
+        if recipe is not None:
+            props["recipe"] = recipe
+        tx.run(queries.UPSERT_VARIANT, name=variant, props=props).consume()
 
     # -- variants ------------------------------------------------------------------------------
     @_surface_unreachable
@@ -562,73 +576,88 @@ def _concept(concept_id: str, kind: str, props: dict) -> Concept:
     )
 
 
+def _concept_row(concept: Concept, variant: str) -> dict:
+    return {"id": concept.id, "props": {**concept.properties(), "variant": variant}}
+
+
+def _relation_row(relation: Relation) -> dict:
+    return {"start": relation.start, "end": relation.end, "source": relation.source, "props": relation.properties()}
+
+
 @dataclass
 class _SyncPlan:
     """The difference between a variant's content and the ontology to sync, as rows to write."""
 
-    removed_ids: list[str] = field(default_factory=list)
+    removed_concepts: list[str] = field(default_factory=list)
     removed_relations: dict[str, list[dict]] = field(default_factory=dict)  # type -> key rows
-    concept_rows: dict[str, list[Concept]] = field(default_factory=dict)  # kind -> concepts to upsert
-    relation_rows: dict[str, list[Relation]] = field(default_factory=dict)  # type -> relations to upsert
-    recreated: set[str] = field(default_factory=set)  # concepts whose kind changed
+    new_concepts: dict[str, list[Concept]] = field(default_factory=dict)  # kind -> concepts to create
+    changed_concepts: dict[str, list[Concept]] = field(default_factory=dict)  # kind -> properties to replace
     relabelled: dict[str, list[str]] = field(default_factory=dict)  # new kind -> ids relabelled in place
-    rewritten: set[tuple] = field(default_factory=set)  # unchanged relations written again (recreated ends)
+    recreated: list[str] = field(default_factory=list)  # kind changed where labels cannot change in place
+    new_relations: dict[str, list[Relation]] = field(default_factory=dict)
+    changed_relations: dict[str, list[Relation]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, ontology: Ontology, current_concepts: dict, current_relations: dict) -> "_SyncPlan":
+    def build(
+        cls, ontology: Ontology, current_concepts: dict, current_relations: dict, *, relabel_in_place: bool
+    ) -> "_SyncPlan":
+        """Diff ``ontology`` against the stored state. A concept whose kind changed is relabelled
+        (``relabel_in_place``) or, where that is impossible, deleted and created again together
+        with every relation touching it."""
         plan = cls()
-        counts = defaultdict(int)
-        wanted = {c.id for c in ontology.concepts}
-        plan.removed_ids = sorted(set(current_concepts) - wanted)
-        concept_rows: dict[str, list[Concept]] = defaultdict(list)
+        counts: dict[str, int] = defaultdict(int)
+        new_concepts: dict[str, list[Concept]] = defaultdict(list)
+        changed_concepts: dict[str, list[Concept]] = defaultdict(list)
+        relabelled: dict[str, list[str]] = defaultdict(list)
         for concept in ontology.concepts:
             stored = current_concepts.get(concept.id)
+            kind = concept.kind.value
             if stored is None:
                 counts["concepts_added"] += 1
-            elif stored[0] != concept.kind.value:
-                plan.recreated.add(concept.id)
+                new_concepts[kind].append(concept)
+            elif stored[0] != kind:
                 counts["concepts_updated"] += 1
+                if relabel_in_place:
+                    relabelled[kind].append(concept.id)
+                    changed_concepts[kind].append(concept)
+                else:
+                    plan.recreated.append(concept.id)
+                    new_concepts[kind].append(concept)
             elif stored[1] != concept.properties():
                 counts["concepts_updated"] += 1
-            else:
-                continue
-            concept_rows[concept.kind.value].append(concept)
-        wanted_relations = {r.key: r for r in ontology.relations}
+                changed_concepts[kind].append(concept)
+        wanted_ids = {c.id for c in ontology.concepts}
+        plan.removed_concepts = sorted(set(current_concepts) - wanted_ids)
+        recreated = set(plan.recreated)
+
         removed: dict[str, list[dict]] = defaultdict(list)
-        for key in sorted(set(current_relations) - set(wanted_relations)):
-            removed[key[0]].append({"start": key[1], "end": key[2], "source": key[3]})
-        relation_rows: dict[str, list[Relation]] = defaultdict(list)
-        for key, relation in wanted_relations.items():
-            stored = current_relations.get(key)
+        for key in sorted(set(current_relations) - {r.key for r in ontology.relations}):
+            counts["relations_removed"] += 1
+            if not recreated.intersection(key[1:3]):  # a recreated end takes its relations with it
+                removed[key[0]].append({"start": key[1], "end": key[2], "source": key[3]})
+        new_relations: dict[str, list[Relation]] = defaultdict(list)
+        changed_relations: dict[str, list[Relation]] = defaultdict(list)
+        for relation in ontology.relations:
+            stored = current_relations.get(relation.key)
             if stored is None:
                 counts["relations_added"] += 1
             elif stored != relation.properties():
                 counts["relations_updated"] += 1
-            elif plan.recreated.intersection((relation.start, relation.end)):
-                plan.rewritten.add(key)  # unchanged, but its recreated end takes it down with it
-            else:
-                continue
-            relation_rows[relation.type.value].append(relation)
-        counts["concepts_removed"] = len(plan.removed_ids)
-        counts["relations_removed"] = sum(len(rows) for rows in removed.values())
-        plan.removed_relations, plan.concept_rows, plan.relation_rows = dict(removed), dict(concept_rows), dict(relation_rows)
+            if recreated.intersection((relation.start, relation.end)):
+                new_relations[relation.type.value].append(relation)  # its old copy went with the node
+            elif stored is None:
+                new_relations[relation.type.value].append(relation)
+            elif stored != relation.properties():
+                changed_relations[relation.type.value].append(relation)
+
+        counts["concepts_removed"] = len(plan.removed_concepts)
+        plan.removed_relations = dict(removed)
+        plan.new_concepts, plan.changed_concepts = dict(new_concepts), dict(changed_concepts)
+        plan.relabelled = dict(relabelled)
+        plan.new_relations, plan.changed_relations = dict(new_relations), dict(changed_relations)
         plan.counts = dict(counts)
         return plan
-
-    def relabelling_in_place(self) -> "_SyncPlan":
-        """The plan for a backend that relabels nodes: kind changes become relabels, relations stay."""
-        relabelled: dict[str, list[str]] = defaultdict(list)
-        for kind, concepts in self.concept_rows.items():
-            relabelled[kind].extend(c.id for c in concepts if c.id in self.recreated)
-        relation_rows = {
-            rel_type: kept
-            for rel_type, rows in self.relation_rows.items()
-            if (kept := [r for r in rows if r.key not in self.rewritten])
-        }
-        return dataclasses.replace(
-            self, recreated=set(), rewritten=set(), relabelled=dict(relabelled), relation_rows=relation_rows
-        )
 
     @property
     def changed(self) -> bool:

@@ -34,6 +34,9 @@ def neo4j_server():
     """(uri, user, password) of the real Neo4j server."""
     started_here = False
     if not os.environ.get("NEO4J_URI"):
+        # A server someone else started (e.g. `make neo4j-start`) is reused and left running.
+        status = subprocess.run([sys.executable, str(NEO4JCTL), "status"], capture_output=True)
+        already_running = status.returncode == 0
         result = subprocess.run(
             [sys.executable, str(NEO4JCTL), "start", "--quiet"], capture_output=True, text=True, timeout=900
         )

@@ -15,7 +15,9 @@ from anatomy_vlm.ontology.owl import load_owl
 from anatomy_vlm.ontology.seed import SEED_OWL_PATH, seed_ontology
 from tests.conftest import snapshot
 
-runner = CliRunner()
+# The CLI reads NEO4J_* from the environment, which `make test` sets: clear them so each test
+# reaches exactly the backend its options name.
+runner = CliRunner(env={name: None for name in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")})
 
 
 @pytest.fixture

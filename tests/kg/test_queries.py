@@ -13,14 +13,15 @@ def test_identifier_accepts_schema_labels_only():
     with pytest.raises(ValueError, match="Anatomy`\\) DETACH"):
         queries.identifier("Anatomy`) DETACH DELETE (n", queries.KIND_LABELS)
     with pytest.raises(ValueError):
-        queries.upsert_relations("KNOWS")
+        queries.create_relations("KNOWS")
 
 
 def test_every_builder_backticks_its_label():
     for kind in queries.KIND_LABELS:
-        assert f":`{kind}`" in queries.upsert_concepts(kind)
+        assert f":`{kind}`" in queries.create_concepts(kind)
     for rel_type in queries.RELATION_TYPES:
-        assert f"[r:`{rel_type}`" in queries.upsert_relations(rel_type)
+        assert f"[r:`{rel_type}`" in queries.create_relations(rel_type)
+        assert f"[r:`{rel_type}`" in queries.update_relations(rel_type)
 
 
 def test_schema_statements_are_idempotent_ddl():
