@@ -163,6 +163,7 @@ class Curator:
         validator: Validator | None = None,
         store: "GraphStore | None" = None,
         variant: str = DEFAULT_VARIANT,
+        publish: Callable[[Ontology], Ontology] | None = None,
     ):
         if not variant:
             raise ValueError("variant must be a non-empty name")
@@ -174,6 +175,9 @@ class Curator:
         self.validator: Validator = validator if validator is not None else Ontology.problems
         self.store = store
         self.variant = variant
+        # What the graph holds is the curated sources *built* (codes and data-driven edges added),
+        # so the caller says how to turn the curated ontology into the one synced; identity by default.
+        self.publish: Callable[[Ontology], Ontology] = publish if publish is not None else (lambda curated: curated)
 
     # -- reading -------------------------------------------------------------------------------
     def current(self) -> Ontology:
@@ -358,7 +362,7 @@ class Curator:
                 write_sources(change.ontology, self.sources_dir)
                 self._append(record)
                 if self.store is not None:
-                    self.store.sync(change.ontology, self.variant)
+                    self.store.sync(self.publish(change.ontology), self.variant)
             except BaseException:
                 # Interrupts included: sources, audit log and graph must never disagree.
                 self._restore(saved, audit_size)
