@@ -18,12 +18,15 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# Builds the seed ontology into the embedded graph (no server needed) and prints the knowledge
-# neighbourhood of three regions: their PART_OF ancestors and the findings located there.
+# Builds the ontology from its curated sources and the open data in packages (printing the build
+# log and the coverage report), syncs it into the embedded graph (no server needed), and prints the
+# knowledge neighbourhood of three regions: their PART_OF ancestors and the findings located there.
+DEMO_OWL := .anatomy-vlm/anatomy-vlm.owl
 demo: install
-	$(CLI) kg sync
+	$(CLI) ontology build --out $(DEMO_OWL)
+	$(CLI) kg sync --owl $(DEMO_OWL)
 	$(CLI) kg neighbourhood "right upper lung zone" "right costophrenic angle" "cardiac silhouette"
-	$(CLI) kg query "MATCH (f:Finding {variant: 'canonical'})-[r:LOCATED_IN]->(a:Anatomy) RETURN f.name AS finding, a.name AS region ORDER BY finding LIMIT 8"
+	$(CLI) kg query "MATCH (f:Finding {variant: 'canonical'})-[r:LOCATED_IN]->(a:Anatomy) WHERE r.source = 'padchest' RETURN f.name AS finding, a.name AS region, r.count AS reports, round(r.weight * 100) / 100 AS weight ORDER BY reports DESC LIMIT 8"
 
 # Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite
 # against it and against the embedded engine, and stops the server whatever the outcome.

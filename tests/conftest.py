@@ -98,6 +98,16 @@ def store(request, drivers) -> GraphStore:
     return store
 
 
+@pytest.fixture
+def graph_args(store, request) -> list[str]:
+    """Options that point the CLI at the backend the ``store`` fixture just emptied."""
+    if store.dialect.name == "neo4j":
+        uri, user, password = request.getfixturevalue("neo4j_server")
+        return ["--uri", uri, "--user", user, "--password", password]
+    # The CLI joins the session's running engine through the server.json in its folder.
+    return ["--graph-path", str(request.getfixturevalue("embedded_server").path)]
+
+
 @pytest.fixture(scope="session")
 def seed():
     return seed_ontology()

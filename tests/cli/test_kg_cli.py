@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from anatomy_vlm.cli import app
 from anatomy_vlm.ontology.owl import load_owl
-from anatomy_vlm.ontology.seed import SEED_OWL_PATH, seed_ontology
+from anatomy_vlm.ontology.build import BUILT_OWL_PATH
+from anatomy_vlm.ontology.seed import SEED_OWL_PATH
 from tests.conftest import snapshot
 
 # The CLI reads NEO4J_* from the environment, which `make test` sets: clear them so each test
@@ -20,14 +21,10 @@ from tests.conftest import snapshot
 runner = CliRunner(env={name: None for name in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")})
 
 
-@pytest.fixture
-def graph_args(store, request) -> list[str]:
-    """Options that point the CLI at the backend the ``store`` fixture just emptied."""
-    if store.dialect.name == "neo4j":
-        uri, user, password = request.getfixturevalue("neo4j_server")
-        return ["--uri", uri, "--user", user, "--password", password]
-    # The CLI joins the session's running engine through the server.json in its folder.
-    return ["--graph-path", str(request.getfixturevalue("embedded_server").path)]
+@pytest.fixture(scope="module")
+def built():
+    """The built ontology: what `kg sync` syncs by default."""
+    return load_owl(BUILT_OWL_PATH)
 
 
 def cli(*args: str) -> str:
@@ -36,7 +33,7 @@ def cli(*args: str) -> str:
     return result.output
 
 
-def test_sync_neighbourhood_query_and_variants(graph_args, tmp_path):
+def test_sync_neighbourhood_query_and_variants(graph_args, tmp_path, built):
     out = cli("kg", "sync", *graph_args)
     assert "concepts" in out and "graph version" in out
     assert "unchanged" in cli("kg", "sync", *graph_args)
@@ -48,14 +45,14 @@ def test_sync_neighbourhood_query_and_variants(graph_args, tmp_path):
 
     rows = json.loads(cli("kg", "query", "MATCH (n:Anatomy {variant: $v}) RETURN count(n) AS n",
                           "-p", "v=canonical", "--json", *graph_args))
-    assert rows == [{"n": len(seed_ontology().of_kind("Anatomy"))}]
+    assert rows == [{"n": len(built.of_kind("Anatomy"))}]
 
     cli("kg", "variant", "create", "copy", *graph_args)
     listing = cli("kg", "variant", "list", *graph_args)
     assert "canonical" in listing and "copy" in listing
     out_file = tmp_path / "copy.owl"
     cli("kg", "variant", "export", "copy", "--out", str(out_file), *graph_args)
-    assert load_owl(out_file) == seed_ontology()
+    assert load_owl(out_file) == built
     cli("kg", "variant", "delete", "copy", "--yes", *graph_args)
     assert "copy" not in cli("kg", "variant", "list", *graph_args)
 
@@ -92,23 +89,22 @@ def test_errors_are_one_clear_line(neo4j_server):
 
 
 @pytest.mark.embedded
-def test_embedded_graph_persists_between_commands(tmp_path):
+def test_embedded_graph_persists_between_commands(tmp_path, built):
     graph = ["--graph-path", str(tmp_path / "graph")]
     cli("kg", "sync", *graph)  # starts the engine, writes, stops it
     assert not (tmp_path / "graph" / "server.json").exists()  # nothing left running
-    out = cli("kg", "variant", "list", *graph)  # a new engine over the same folder
-    assert "canonical" in out and str(len(seed_ontology().concepts)) in out
+    variants = json.loads(cli("kg", "variant", "list", "--json", *graph))  # a new engine over the same folder
+    assert [(v["name"], v["concepts"]) for v in variants] == [("canonical", len(built.concepts))]
 
 
-def test_variant_from_recipes_and_diff(graph_args):
+def test_variant_from_recipes_and_diff(graph_args, built):
     cli("kg", "sync", *graph_args)
     cli("kg", "variant", "create", "shuffled", "-r", "shuffle-located-in:seed=3", "-r", "drop-edge-type:SUGGESTS", *graph_args)
     variants = {v["name"]: v for v in json.loads(cli("kg", "variant", "list", "--json", *graph_args))}
     assert variants["shuffled"]["recipe"] == "copy of canonical | shuffle-located-in:seed=3 | drop-edge-type:SUGGESTS"
     comparison = json.loads(cli("kg", "variant", "diff", "canonical", "shuffled", "--json", *graph_args))
-    seed = seed_ontology()
-    assert comparison["relations_by_type"]["SUGGESTS"] == {"a": len(seed.relations_of_type("SUGGESTS")), "b": 0,
-                                                           "delta": -len(seed.relations_of_type("SUGGESTS"))}
+    suggests = len(built.relations_of_type("SUGGESTS"))
+    assert comparison["relations_by_type"]["SUGGESTS"] == {"a": suggests, "b": 0, "delta": -suggests}
     assert comparison["relations_by_type"]["LOCATED_IN"]["delta"] == 0  # degree-preserving shuffle
     assert comparison["located_in"]["jaccard"] < 1.0
     bad = runner.invoke(app, ["kg", "variant", "create", "x", "-r", "shuffle-everything", *graph_args])

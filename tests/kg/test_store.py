@@ -387,3 +387,19 @@ def _ancestors(ontology: Ontology, concept_id: str) -> set[str]:
                 found.add(parent)
                 todo.append(parent)
     return found
+
+
+def test_built_ontology_round_trips_owl_graph_export(store, tmp_path):
+    """OWL -> graph -> OWL and HeteroData: the real ontology comes back exactly."""
+    from anatomy_vlm.kg.export import save_export
+    from anatomy_vlm.ontology.build import BUILT_OWL_PATH
+    from anatomy_vlm.ontology.owl import load_owl
+
+    built = load_owl(BUILT_OWL_PATH)
+    store.sync(built)
+    back = store.read_ontology()
+    assert back == built and store.version() == built.content_hash()
+    assert load_owl(save_export(back, tmp_path / "back.owl")) == built
+    data, index = store.export_hetero()
+    assert len(index) == len(built.concepts)
+    assert sum(data[t].edge_index.shape[1] for t in data.edge_types) == len(built.relations)
