@@ -21,6 +21,14 @@ class OntologyValidationError(OntologyError):
         super().__init__(f"ontology is invalid ({len(self.problems)} problem(s)):\n  - {shown}{more}")
 
 
+class FileFormatError(OntologyError):
+    """A line of an input file breaks its format; ``path`` and ``line`` say where."""
+
+    def __init__(self, path: object, line: int, problem: str):
+        self.path, self.line, self.problem = path, line, problem
+        super().__init__(f"{path}:{line}: {problem}")
+
+
 class CurationError(OntologyError):
     """A curation change cannot be applied as asked: an unknown id, an id that already exists, a
     concept still referenced by relations. The message names the offending item."""

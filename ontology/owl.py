@@ -45,6 +45,8 @@ ids, and IS_A cycles (owlready2 classes cannot form a subclass cycle). Every oth
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import json
 import re
@@ -53,7 +55,7 @@ import xml.parsers.expat
 from collections import defaultdict
 from itertools import groupby
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import owlready2
 
@@ -108,10 +110,17 @@ def save_owl(ontology: Ontology, path: str | Path) -> None:
 
 def load_owl(path: str | Path) -> Ontology:
     """Read an OWL file written by :func:`save_owl` (or hand-edited in the same shape)."""
+    with open_owl_world(path) as world:
+        return ontology_from_world(world, where=str(path))
+
+
+@contextlib.contextmanager
+def open_owl_world(path: str | Path) -> Iterator[owlready2.World]:
+    """The OWL (RDF/XML) file at ``path`` loaded into a fresh owlready2 world, closed afterwards."""
     path = Path(path)
     if not path.is_file():
         raise OntologyError(f"{path}: no such OWL file")
-    # Check the XML first: a clear message, and owlready2 would print its parser's traceback.
+    # Check the XML first: expat names the line, and owlready2 would print its parser's traceback.
     try:
         with path.open("rb") as f:
             xml.parsers.expat.ParserCreate().ParseFile(f)
@@ -123,7 +132,7 @@ def load_owl(path: str | Path) -> Ontology:
             world.get_ontology(path.resolve().as_uri()).load()
         except Exception as e:  # owlready2 raises parser errors, OSError, ...
             raise OntologyError(f"{path}: not a readable OWL RDF/XML file: {e}") from e
-        return ontology_from_world(world, where=str(path))
+        yield world
     finally:
         world.close()
 

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from anatomy_vlm.exceptions import OntologyError
+from anatomy_vlm.exceptions import FileFormatError, OntologyError
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
 
 CONCEPTS_FILE = "concepts.csv"
@@ -47,13 +47,11 @@ SOURCES_NAME = "anatomy-vlm-sources"  # the Ontology.name of what read_sources r
 NEW_FILE_MODE = 0o644  # permissions of a sources file written where none was
 
 
-class SourceFormatError(OntologyError):
+class SourceFormatError(FileFormatError):
     """A row of a sources CSV breaks the format; ``path`` and ``line`` say where."""
 
     def __init__(self, path: Path, line: int, problem: str):
-        self.path = Path(path)
-        self.line = line
-        super().__init__(f"{path}:{line}: {problem}")
+        super().__init__(Path(path), line, problem)
 
 
 # -- reading -------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from anatomy_vlm.exceptions import OntologyError
+from anatomy_vlm.exceptions import FileFormatError, OntologyError
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
 
 SYNONYM_SCOPES = ("EXACT", "RELATED", "BROAD", "NARROW")
@@ -77,12 +77,8 @@ _ESCAPED_CHARS = {"n": "\n", "t": "\t", "W": " "}
 _CODE = re.compile(r"(?P<prefix>[A-Za-z][A-Za-z0-9_.\-]*):(?P<local>\S+)")
 
 
-class OboFormatError(OntologyError):
-    """A line of an OBO file breaks the format; ``path`` and ``line`` say where."""
-
-    def __init__(self, path: str, line: int, problem: str):
-        self.path, self.line, self.problem = path, line, problem
-        super().__init__(f"{path}:{line}: {problem}")
+class OboFormatError(FileFormatError):
+    """A line of an OBO file breaks the format."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ What becomes what
 from __future__ import annotations
 
 import re
-import xml.parsers.expat
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ import owlready2
 from anatomy_vlm.exceptions import OntologyError
 from anatomy_vlm.ontology.importers.umls_rrf import relation_misfit
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
+from anatomy_vlm.ontology.owl import open_owl_world
 
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 SKOS_PREF_LABEL = "http://www.w3.org/2004/02/skos/core#prefLabel"
@@ -136,23 +136,8 @@ class OwlImport:
 def read_owl_rdf(path: str | Path, mapping: OwlImportMapping) -> OwlImport:
     """Import the OWL (RDF/XML) file at ``path`` through ``mapping`` (see the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise OntologyError(f"{path}: no such OWL file")
-    # Check the XML first: expat names the line, and owlready2 would print its parser's traceback.
-    try:
-        with path.open("rb") as f:
-            xml.parsers.expat.ParserCreate().ParseFile(f)
-    except (OSError, xml.parsers.expat.ExpatError) as e:
-        raise OntologyError(f"{path}: not well-formed RDF/XML: {e}") from e
-    world = owlready2.World()
-    try:
-        try:
-            world.get_ontology(path.resolve().as_uri()).load()
-        except Exception as e:  # owlready2 raises parser errors, OSError, ...
-            raise OntologyError(f"{path}: not a readable OWL RDF/XML file: {e}") from e
+    with open_owl_world(path) as world:
         triples = _Triples.read(world)
-    finally:
-        world.close()
     return _Importer(triples, mapping, str(path)).run(default_name=path.stem)
 
 

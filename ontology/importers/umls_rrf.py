@@ -72,7 +72,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anatomy_vlm.exceptions import OntologyError
+from anatomy_vlm.exceptions import FileFormatError, OntologyError
 from anatomy_vlm.ontology.model import RELATION_KINDS, Concept, ConceptKind, Ontology, Relation, RelationType
 
 MRCONSO_FIELDS = (
@@ -161,12 +161,8 @@ _REL_EDGES: dict[str, tuple[RelationType, bool]] = {
 }
 
 
-class RrfFormatError(OntologyError):
-    """A row of an RRF file breaks the format; ``path`` and ``line`` say where."""
-
-    def __init__(self, path: str, line: int, problem: str):
-        self.path, self.line, self.problem = path, line, problem
-        super().__init__(f"{path}:{line}: {problem}")
+class RrfFormatError(FileFormatError):
+    """A row of an RRF file breaks the format."""
 
 
 @dataclass(frozen=True)
