@@ -34,6 +34,14 @@ class CurationError(OntologyError):
     concept still referenced by relations. The message names the offending item."""
 
 
+class DataError(AnatomyVLMError):
+    """An image or a data set's file could not be read or mapped; the message names the file."""
+
+
+class ImageReadError(DataError):
+    """An image file is unreadable, truncated, or in a form the readers refuse (named in the message)."""
+
+
 class GraphStoreError(AnatomyVLMError):
     """A graph-store operation failed; nothing it started was left half-written."""
 
