@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,phantom]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -27,6 +27,7 @@ demo: install
 	$(CLI) kg sync --owl $(DEMO_OWL)
 	$(CLI) kg neighbourhood "right upper lung zone" "right costophrenic angle" "cardiac silhouette"
 	$(CLI) kg query "MATCH (f:Finding {variant: 'canonical'})-[r:LOCATED_IN]->(a:Anatomy) WHERE r.source = 'padchest' RETURN f.name AS finding, a.name AS region, r.count AS reports, round(r.weight * 100) / 100 AS weight ORDER BY reports DESC LIMIT 8"
+	$(CLI) data phantom --n 16 --seed 2000000 --out .anatomy-vlm/phantom --contact-sheet .anatomy-vlm/phantom/contact_sheet.png
 
 # Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite
 # against it and against the embedded engine, and stops the server whatever the outcome.

