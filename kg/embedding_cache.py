@@ -19,15 +19,15 @@ Tensors are stored detached on the CPU and loaded with ``weights_only=True`` (no
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import re
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from anatomy_vlm.atomic import write_atomically
 from anatomy_vlm.exceptions import AnatomyVLMError
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -82,16 +82,9 @@ class EmbeddingCache:
         path = self.path(version, key)
         self.folder.mkdir(parents=True, exist_ok=True)
         record = {"format": _FORMAT, "version": version, "key": key, "tensor": tensor.detach().cpu().contiguous()}
-        fd, tmp_name = tempfile.mkstemp(dir=self.folder, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(record, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        torch.save(record, buffer)
+        write_atomically(path, buffer.getvalue())
         return path
 
     def get_or_compute(self, version: str, key: str, compute: Callable[[], Tensor]) -> Tensor:

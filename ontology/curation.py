@@ -28,12 +28,12 @@ import getpass
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, Union
 
+from anatomy_vlm.atomic import write_atomically
 from anatomy_vlm.exceptions import CurationError, OntologyError, OntologyValidationError
 from anatomy_vlm.ontology.diff import OntologyDiff, diff_ontologies
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
@@ -401,7 +401,7 @@ class Curator:
             if data is None:
                 path.unlink(missing_ok=True)
             elif not path.exists() or path.read_bytes() != data:  # files the write left alone stay untouched
-                _write_bytes_atomically(path, data)
+                write_atomically(path, data)
         if not self.audit_log.is_file():
             return  # the append never happened (or could not: something else is in its place)
         if audit_size is None:
@@ -528,15 +528,3 @@ def _relation_dict(relation: Relation) -> dict[str, Any]:
     }
 
 
-def _write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` through a temporary file in the same folder (never half-written)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

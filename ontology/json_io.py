@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from anatomy_vlm.atomic import write_atomically
 from anatomy_vlm.exceptions import OntologyError
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
 
@@ -98,15 +97,7 @@ def save_json(ontology: Ontology, path: str | Path) -> None:
     text = json.dumps(ontology_to_dict(ontology), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so a crash never leaves half a file behind.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, text.encode("utf-8"))
     except OSError as e:
         raise OntologyError(f"{path}: cannot write the JSON file: {e}") from e
 

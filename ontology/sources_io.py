@@ -28,11 +28,10 @@ import csv
 import io
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from anatomy_vlm.atomic import write_temp_beside
 from anatomy_vlm.exceptions import FileFormatError, OntologyError
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
 
@@ -44,7 +43,6 @@ CONCEPT_COLUMNS = ("id", "kind", "name", "synonyms", "definition", "codes", "sou
 RELATION_COLUMNS = ("type", "start", "end", "source", "weight", "count")
 LIST_SEPARATOR = "|"
 SOURCES_NAME = "anatomy-vlm-sources"  # the Ontology.name of what read_sources returns
-NEW_FILE_MODE = 0o644  # permissions of a sources file written where none was
 
 
 class SourceFormatError(FileFormatError):
@@ -190,7 +188,7 @@ def write_sources(ontology: Ontology, folder: str | Path = DEFAULT_SOURCES_DIR) 
     temps: dict[Path, Path] = {}
     try:
         for path in changed:
-            temps[path] = _write_temp(path, rendered[path])
+            temps[path] = write_temp_beside(path, rendered[path])
         for path, temp in temps.items():
             os.replace(temp, path)
     except OSError as e:
@@ -244,24 +242,3 @@ def _same_bytes(path: Path, data: bytes) -> bool:
         return False
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a new temporary file beside ``path`` (same file system, so the rename is atomic).
-
-    The temporary file gets the mode of the file it replaces (0644 for a new one), as mkstemp
-    would otherwise leave a sources file readable by its owner only.
-    """
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = NEW_FILE_MODE
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
