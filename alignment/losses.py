@@ -64,17 +64,20 @@ __all__ = [
     "elementwise_generalized_box_iou",
     "fine_loss",
     "global_loss",
+    "pooled_loss",
 ]
 
 #: Every term the criterion knows, as named in ``weight_dict`` and in the returned dict.
-LOSS_TERMS: tuple[str, ...] = ("box_l1_loss", "box_giou_loss", "presence_loss", "global_loss", "fine_loss", "kg_loss")
+LOSS_TERMS: tuple[str, ...] = (
+    "box_l1_loss", "box_giou_loss", "presence_loss", "global_loss", "fine_loss", "pooled_loss", "kg_loss",
+)
 
 _DETECTION = ("box_l1_loss", "box_giou_loss", "presence_loss")
 #: The terms each training stage adds to ``total_loss`` (``kg_loss`` is handled separately).
 STAGE_TERMS: dict[int, tuple[str, ...]] = {
     1: _DETECTION,
     2: _DETECTION + ("global_loss",),
-    3: _DETECTION + ("global_loss", "fine_loss"),
+    3: _DETECTION + ("global_loss", "fine_loss", "pooled_loss"),
 }
 
 FineMode = Literal["sigmoid", "infonce"]
@@ -83,7 +86,7 @@ FineMode = Literal["sigmoid", "infonce"]
 def default_weight_dict() -> dict[str, float]:
     """DETR's box weights (L1 5, GIoU 2) and 1 for every other term."""
     return {"box_l1_loss": 5.0, "box_giou_loss": 2.0, "presence_loss": 1.0,
-            "global_loss": 1.0, "fine_loss": 1.0, "kg_loss": 1.0}
+            "global_loss": 1.0, "fine_loss": 1.0, "pooled_loss": 1.0, "kg_loss": 1.0}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,6 +293,29 @@ def global_loss(image_embedding: Tensor, finding_embeddings: Tensor, image_label
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none")[known].mean()
 
 
+def pooled_loss(image_logits: Tensor, image_labels: Tensor, image_label_index: Tensor | None = None) -> Tensor:
+    """BCE of the reported image scores: the region scores pooled with the evidence weights and mixed
+    with the CLS score (``heads.AlignmentHeads``). Without it the pooling and the mix, which decide
+    each ROI's evidence, would never be trained.
+
+    Shapes: image_logits ``[B, F]``; image_labels ``[B, C]`` float, NaN = unknown; image_label_index
+    ``[C]`` long into ``[0, F)`` (default: C == F). Returns a scalar averaged over the known labels.
+    """
+    if image_logits.dim() != 2 or image_labels.dim() != 2 or image_logits.shape[0] != image_labels.shape[0]:
+        raise ValueError(f"image_logits [B, F] and image_labels [B, C] must share B, got "
+                         f"{list(image_logits.shape)} and {list(image_labels.shape)}")
+    if image_label_index is not None:
+        image_logits = image_logits[:, image_label_index.long()]  # [B, C]
+    elif image_logits.shape[1] != image_labels.shape[1]:
+        raise ValueError(f"image_logits has {image_logits.shape[1]} columns, image_labels {image_labels.shape[1]}: "
+                         f"pass image_label_index")
+    known = ~torch.isnan(image_labels)  # [B, C]
+    if not bool(known.any()):
+        return _zero(image_logits)
+    labels = torch.nan_to_num(image_labels, nan=0.0).to(image_logits.dtype)
+    return F.binary_cross_entropy_with_logits(image_logits, labels, reduction="none")[known].mean()
+
+
 # ----------------------------------------------------------------------------------------------
 # The criterion
 # ----------------------------------------------------------------------------------------------
@@ -370,6 +396,9 @@ class AlignmentCriterion(nn.Module):
             losses["fine_loss"] = fine_loss(
                 _require(outputs, "region_embeddings", "outputs"), findings,
                 _require(targets, "region_labels", "targets"), present, scale, bias, self.fine_mode)
+            if "image_logits" in outputs:  # the pooled score exists once the heads are attached
+                losses["pooled_loss"] = pooled_loss(
+                    outputs["image_logits"], targets["image_labels"], targets.get("image_label_index"))
         aux_outputs = outputs.get("aux_outputs", [])
         if not isinstance(aux_outputs, (list, tuple)):
             raise ValueError(f"outputs['aux_outputs'] must be a list of dicts, got {type(aux_outputs).__name__}")

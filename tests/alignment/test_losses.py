@@ -297,3 +297,17 @@ def test_aux_outputs_add_weighted_detection_terms():
     assert losses["total_loss"].item() == pytest.approx(want.item(), rel=1e-6)
     losses["total_loss"].backward()
     assert torch.isfinite(aux["boxes"].grad).all() and aux["boxes"].grad.abs().sum() > 0
+
+
+def test_pooled_loss_trains_the_reported_scores_and_ignores_unknown_labels():
+    from anatomy_vlm.alignment.losses import pooled_loss
+
+    logits = torch.tensor([[2.0, -1.0, 0.5]], requires_grad=True)
+    labels = torch.tensor([[1.0, 0.0, float("nan")]])
+    loss = pooled_loss(logits, labels)
+    moved = pooled_loss(logits.detach() + torch.tensor([[0.0, 0.0, 9.0]]), labels)
+    assert torch.isclose(loss.detach(), moved)  # the NaN column does not count
+    loss.backward()
+    assert logits.grad[0, 2] == 0 and logits.grad[0, 0] < 0 and logits.grad[0, 1] > 0
+    with pytest.raises(ValueError, match="image_label_index"):
+        pooled_loss(torch.zeros(1, 2), torch.zeros(1, 3))
