@@ -30,11 +30,13 @@ demo: install
 	$(CLI) data phantom --n 16 --seed 2000000 --out .anatomy-vlm/phantom --contact-sheet .anatomy-vlm/phantom/contact_sheet.png
 
 # Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite
-# against it and against the embedded engine, and stops the server whatever the outcome.
+# against it and against the embedded engine, and stops the server whatever the outcome (a server
+# that was already running, e.g. from `make neo4j-start`, is reused and left running).
 test: install
 	$(NEO4JCTL) resolve
-	set -e; exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
-	trap '$(NEO4JCTL) stop >/dev/null' EXIT; \
+	set -e; if $(NEO4JCTL) status >/dev/null 2>&1; then ours=0; else ours=1; fi; \
+	exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
+	if [ $$ours = 1 ]; then trap '$(NEO4JCTL) stop >/dev/null' EXIT; fi; \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The suite without the Neo4j server (embedded engine and pure tests only).
@@ -47,12 +49,15 @@ neo4j-start: install
 neo4j-stop:
 	$(NEO4JCTL) stop
 
-# Sync throughput and neighbourhood latency on both backends; writes docs/benchmarks.md rows.
+# Sync throughput and neighbourhood latency on both backends, then phantom generation speed and
+# box agreement; each writes its section of docs/benchmarks.md.
 benchmark: install
 	$(NEO4JCTL) resolve
-	set -e; exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
-	trap '$(NEO4JCTL) stop >/dev/null' EXIT; \
+	set -e; if $(NEO4JCTL) status >/dev/null 2>&1; then ours=0; else ours=1; fi; \
+	exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
+	if [ $$ours = 1 ]; then trap '$(NEO4JCTL) stop >/dev/null' EXIT; fi; \
 	$(PY) benchmarks/graph_sync.py
+	$(PY) benchmarks/phantom.py
 
 clean:
 	rm -rf .anatomy-vlm .pytest_cache benchmarks/out
