@@ -68,14 +68,9 @@ def open_store(uri, user, password, database, graph_path) -> Iterator:
 def _load_ontology(path: Optional[Path]):
     """An ontology from an OWL or JSON file, or a folder of curated sources; default: the built one."""
     from anatomy_vlm.ontology.build import BUILT_OWL_PATH
-    from anatomy_vlm.ontology.json_io import load_json
-    from anatomy_vlm.ontology.owl import load_owl
-    from anatomy_vlm.ontology.sources_io import read_sources
+    from anatomy_vlm.ontology.files import load_ontology
 
-    path = path or BUILT_OWL_PATH
-    if path.is_dir():
-        return read_sources(path)
-    return load_json(path) if path.suffix.lower() == ".json" else load_owl(path)
+    return load_ontology(path or BUILT_OWL_PATH)
 
 
 def _print_sync(report) -> None:

@@ -31,7 +31,6 @@ Every recipe's output is checked with :meth:`Ontology.validate` by :func:`apply_
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import random
 from collections import Counter
@@ -42,7 +41,7 @@ from typing import Callable, Mapping, Sequence
 from anatomy_vlm.exceptions import OntologyError, OntologyValidationError
 from anatomy_vlm.ontology.diff import diff_ontologies
 from anatomy_vlm.ontology.model import Concept, Ontology, Relation, RelationType
-from anatomy_vlm.ontology.owl import load_owl
+from anatomy_vlm.ontology.files import load_ontology
 from anatomy_vlm.ontology.seed import REGION_IDS
 
 logger = logging.getLogger(__name__)
@@ -57,9 +56,6 @@ DATA_DRIVEN_PREFIXES: tuple[str, ...] = ("padchest", "mimic", "chest-imagenome",
 SWAPS_PER_EDGE = 10
 
 # File suffixes ``add-concepts`` reads, and with what.
-OWL_SUFFIXES: tuple[str, ...] = (".owl", ".rdf")
-JSON_SUFFIXES: tuple[str, ...] = (".json",)
-JSON_IO_MODULE = "anatomy_vlm.ontology.json_io"
 
 # ``drop-edges`` keeps a PART_OF parent for each of these (the 29 Chest ImaGenome regions).
 _REGIONS = frozenset(REGION_IDS)
@@ -494,31 +490,6 @@ def curated_only(ontology: Ontology, prefixes: Sequence[str] = DATA_DRIVEN_PREFI
     return ontology.with_changes(relations=[r for r in ontology.relations if not is_data_driven(r.source, prefixes)])
 
 
-def load_ontology_file(path: str | Path) -> Ontology:
-    """Read an ontology file by its suffix: OWL (.owl, .rdf) or JSON (.json, through ``json_io``)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in OWL_SUFFIXES + JSON_SUFFIXES:
-        raise OntologyError(
-            f"{path}: cannot read {suffix or 'a file without a suffix'}; "
-            f"add-concepts reads {', '.join(OWL_SUFFIXES + JSON_SUFFIXES)}"
-        )
-    if not path.is_file():
-        raise OntologyError(f"{path}: no such file")
-    if suffix in OWL_SUFFIXES:
-        return load_owl(path)
-    try:  # imported lazily: the JSON reader is another module, and optional
-        json_io = importlib.import_module(JSON_IO_MODULE)
-    except ModuleNotFoundError as e:
-        if e.name != JSON_IO_MODULE:
-            raise
-        raise OntologyError(f"{path}: reading JSON ontologies needs {JSON_IO_MODULE}, which is not available") from e
-    loaded = json_io.load_json(path)
-    if not isinstance(loaded, Ontology):
-        raise OntologyError(f"{path}: {JSON_IO_MODULE}.load_json returned {type(loaded).__name__}, not an Ontology")
-    return loaded
-
-
 @_recipe(
     "add-concepts",
     Param("path", "path", _path, help="an OWL or JSON ontology file"),
@@ -533,7 +504,7 @@ def add_concepts(ontology: Ontology, path: str | Path) -> Ontology:
     file with only an id and a kind (no name, synonyms, definition, codes or source) is a reference
     to the base concept of that id and kind: an OWL file has to declare every class its edges use.
     """
-    extra = load_ontology_file(path)
+    extra = load_ontology(path)
     references = [c for c in extra.concepts if _is_reference(c)]
     dangling = [f"{c.id} ({c.kind.value})" for c in references if c.id not in ontology]
     if dangling:
@@ -637,7 +608,6 @@ __all__ = [
     "drop_edge_type",
     "drop_edges",
     "is_data_driven",
-    "load_ontology_file",
     "located_in_pairs",
     "parse_recipe",
     "recipe_help",
