@@ -21,13 +21,21 @@ install: $(INSTALLED)
 # Builds the ontology from its curated sources and the open data in packages (printing the build
 # log and the coverage report), syncs it into the embedded graph (no server needed), and prints the
 # knowledge neighbourhood of three regions: their PART_OF ancestors and the findings located there.
+# Then the model: trains the tiny aligner on phantoms once (alignment/configs/demo.yaml; later runs
+# reuse runs/demo/checkpoint.pt), predicts a phantom of the test split against the graph, writes
+# the provenance to the embedded graph and prints the Cypher that explains the top finding with
+# its rows; the overlay and the explanation subgraph are saved as PNGs under runs/demo/.
 DEMO_OWL := .anatomy-vlm/anatomy-vlm.owl
+DEMO_RUN := runs/demo
+DEMO_IMAGE := .anatomy-vlm/phantoms-64/test/images/phantom_2000000_000000.png
 demo: install
 	$(CLI) ontology build --out $(DEMO_OWL)
 	$(CLI) kg sync --owl $(DEMO_OWL)
 	$(CLI) kg neighbourhood "right upper lung zone" "right costophrenic angle" "cardiac silhouette"
 	$(CLI) kg query "MATCH (f:Finding {variant: 'canonical'})-[r:LOCATED_IN]->(a:Anatomy) WHERE r.source = 'padchest' RETURN f.name AS finding, a.name AS region, r.count AS reports, round(r.weight * 100) / 100 AS weight ORDER BY reports DESC LIMIT 8"
 	$(CLI) data phantom --n 16 --seed 2000000 --out .anatomy-vlm/phantom --contact-sheet .anatomy-vlm/phantom/contact_sheet.png
+	test -f $(DEMO_RUN)/checkpoint.pt || $(CLI) train alignment/configs/demo.yaml --out-dir $(DEMO_RUN)
+	$(CLI) predict $(DEMO_RUN)/checkpoint.pt $(DEMO_IMAGE) --explain --overlay-dir $(DEMO_RUN) --explanation-dir $(DEMO_RUN)
 
 # Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite
 # against it and against the embedded engine, and stops the server whatever the outcome (a server

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from anatomy_vlm.alignment.enrichment import KnowledgeEnrichment
+from anatomy_vlm.alignment.graph_knowledge import KnowledgeConfig
 from anatomy_vlm.alignment.heads import AlignmentHeads
 from anatomy_vlm.alignment.knowledge import RegionKnowledge
 from anatomy_vlm.alignment.model import AnatomyVLM
@@ -51,6 +52,7 @@ class ModelConfig:
     pooling: str = "softmax"  # heads' pooling over regions: "softmax" | "mean"
     combine: str = "mix"  # heads' pooled/global combination: "mix" | "logsumexp"
     dropout: float = 0.0  # dropout of the region feature and the enrichment
+    enrich: bool = True  # regions attend over their KG neighbourhood; False is the "enrichment off" arm
 
     def __post_init__(self) -> None:
         for name in ("region_dim", "roi_output_size", "enrichment_heads", "embed_dim"):
@@ -94,9 +96,24 @@ class TrainConfig:
     log_every: int = 1  # write a metrics row every this many steps
     out_dir: str = "runs/alignment"  # where metrics.csv, curve.png and checkpoint.pt go
     progress: bool = True  # show the tqdm progress bar
+    schedule: Literal["constant", "cosine"] = "constant"  # learning rate after warm-up
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over these steps
+    tensorboard: bool = True  # also log to out_dir/tensorboard when the tensorboard package is installed
+    # -- what the run trains against (alignment.pipeline) ------------------------------------
+    ontology: str = ""  # an OWL / JSON / sources folder; "" = the packaged anatomy-vlm.owl
+    variant: str = "canonical"  # the knowledge variant's name (recorded in the checkpoint and provenance)
+    variant_recipe: str = ""  # e.g. "shuffle-located-in:seed=7" applied to the ontology (ontology.variants)
+    holdout_findings: tuple[str, ...] = ()  # finding ids whose labels are withheld in training (zero-shot)
+    phantom_counts: dict[str, int] = field(default_factory=lambda: {"train": 400, "val": 40, "test": 100})  # generated when data_root has no phantoms
+    segmentation_steps: int = 0  # segmentation-transfer steps per arm after training (0 skips it)
 
     def __post_init__(self) -> None:
         self.steps_per_stage = tuple(int(s) for s in self.steps_per_stage)  # type: ignore[assignment]
+        self.holdout_findings = tuple(str(f) for f in self.holdout_findings)  # type: ignore[assignment]
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if len(self.steps_per_stage) != 3 or any(s < 0 for s in self.steps_per_stage):
             raise ValueError(f"TrainConfig.steps_per_stage must be three counts >= 0, got {self.steps_per_stage!r}")
         for name in ("image_size", "batch_size", "log_every"):
@@ -114,10 +131,12 @@ class Config:
 
     model: ModelConfig = field(default_factory=ModelConfig)  # the network
     train: TrainConfig = field(default_factory=TrainConfig)  # the run
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)  # text encoder + GNN of the node embeddings
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["train"]["steps_per_stage"] = list(self.train.steps_per_stage)
+        data["train"]["holdout_findings"] = list(self.train.holdout_findings)
         return data
 
 
@@ -134,11 +153,12 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     """A ``Config`` from a plain dict (``{"model": {...}, "train": {...}}``); unknown keys are an error."""
     if not isinstance(data, dict):
         raise ValueError(f"config must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - {"model", "train"})
+    unknown = sorted(set(data) - {"model", "train", "knowledge"})
     if unknown:
-        raise ValueError(f"config: unknown sections {unknown}; known: ['model', 'train']")
+        raise ValueError(f"config: unknown sections {unknown}; known: ['knowledge', 'model', 'train']")
     return Config(model=_typed(ModelConfig, data.get("model"), "model"),
-                  train=_typed(TrainConfig, data.get("train"), "train"))
+                  train=_typed(TrainConfig, data.get("train"), "train"),
+                  knowledge=KnowledgeConfig.from_dict(data.get("knowledge")))
 
 
 def load_config(path: str | Path, **train_overrides: Any) -> Config:
@@ -181,4 +201,5 @@ def build_model(config: ModelConfig, knowledge: RegionKnowledge | None = None) -
     heads = AlignmentHeads(config.region_dim, vit_config.width, node_dim, config.embed_dim,
                            pooling=config.pooling, combine=config.combine,
                            restrict_to_located=config.restrict_to_located)
-    return AnatomyVLM(backbone, decoder, region_feature, enrichment, heads, aux_loss=config.aux_loss)
+    return AnatomyVLM(backbone, decoder, region_feature, enrichment, heads, aux_loss=config.aux_loss,
+                      enrich=config.enrich)

@@ -40,13 +40,15 @@ class AnatomyVLM(nn.Module):
         enrichment: region features attend over their KG neighbourhood's node embeddings.
         heads: region/image scores against the finding-node embeddings.
         aux_loss: also return the decoder's earlier-layer boxes (``aux_outputs``).
+        enrich: whether ``forward`` enriches regions with their KG neighbourhood by default.
 
     Shapes:
         images ``[B, 1, H, W]`` -> dict, see the module docstring.
     """
 
     def __init__(self, backbone: ViT, decoder: AnatomyDecoder, region_feature: RegionFeature,
-                 enrichment: KnowledgeEnrichment, heads: AlignmentHeads, *, aux_loss: bool = True) -> None:
+                 enrichment: KnowledgeEnrichment, heads: AlignmentHeads, *, aux_loss: bool = True,
+                 enrich: bool = True) -> None:
         super().__init__()
         if backbone.width != decoder.config.patch_dim:
             raise ValueError(f"backbone width {backbone.width} != decoder patch_dim {decoder.config.patch_dim}")
@@ -65,6 +67,7 @@ class AnatomyVLM(nn.Module):
         self.enrichment = enrichment
         self.heads = heads
         self.aux_loss = aux_loss
+        self.enrich = enrich  # the default of forward's ``enrich``
 
     @property
     def num_regions(self) -> int:
@@ -74,7 +77,7 @@ class AnatomyVLM(nn.Module):
     def node_dim(self) -> int:
         return self.enrichment.node_dim
 
-    def forward(self, images: Tensor, knowledge: RegionKnowledge, enrich: bool = True) -> dict[str, object]:
+    def forward(self, images: Tensor, knowledge: RegionKnowledge, enrich: bool | None = None) -> dict[str, object]:
         if not isinstance(knowledge, RegionKnowledge):
             raise ValueError(f"knowledge must be a RegionKnowledge, got {type(knowledge).__name__}")
         if knowledge.num_regions != self.num_regions:
@@ -82,6 +85,7 @@ class AnatomyVLM(nn.Module):
         if knowledge.node_embeddings.dim() != 2 or knowledge.node_embeddings.shape[1] != self.node_dim:
             raise ValueError(f"knowledge node embeddings must be [N, {self.node_dim}], "
                              f"got {tuple(knowledge.node_embeddings.shape)}")
+        enrich = self.enrich if enrich is None else enrich
         device = images.device
         node_embeddings = knowledge.node_embeddings.to(device)  # [N, D_n]
         key_index = knowledge.key_index.to(device)  # [R, K]

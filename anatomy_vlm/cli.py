@@ -1,4 +1,5 @@
-"""``anatomy-vlm``: one command, with subcommands per area (``kg`` today; ontology, train... to come).
+"""``anatomy-vlm``: one command, with subcommands per area (ontology, kg, data; the model's
+train / evaluate / predict / explain / study are in ``cli_model``).
 
 Graph options are read in one place, ``build_graph_config``; every ``kg`` command takes
 ``--uri`` (or ``NEO4J_URI``) for a server, and uses the embedded engine over ``--graph-path``
@@ -549,6 +550,16 @@ def data_phantom(
     console.print(f"wrote {n} phantoms: {manifest}")
     if sheet is not None:
         console.print(f"contact sheet: {contact_sheet(manifest, sheet)}")
+
+
+def _register_commands() -> None:
+    # imported here: those modules take the shared options and console from this one
+    from anatomy_vlm import cli_model
+
+    cli_model.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -31,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from report import machine, write_section  # noqa: E402 (benchmarks/ is on sys.path)
 
 from anatomy_vlm.datasets.phantom.findings import sample_findings
 from anatomy_vlm.datasets.phantom.generate import generate_phantoms, render_sample
@@ -84,27 +84,6 @@ def resolution_check(poses: int) -> tuple[float, list[tuple[str, float]]]:
     return float(per_region.mean()), worst
 
 
-def machine() -> str:
-    mem = ""
-    try:
-        kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.1f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} CPUs (os.cpu_count){mem}, {cpu}, {platform.system()} {platform.release()}"
-
-
-def write_section(out: Path, text: str) -> None:
-    existing = out.read_text() if out.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _: text, existing)
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + text
-    out.write_text(updated)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n256", type=int, default=8, help="images timed at 256 px")
@@ -145,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
               f"- Command: `.venv/bin/python benchmarks/phantom.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
               ""]
     text = "\n".join(lines) + "\n"
-    write_section(args.out, text)
+    write_section(args.out, SECTION, text)
     print(text)
 
 

@@ -1,5 +1,8 @@
 """Read a generated phantom folder (``generate.py``) back as ``XraySample``s (source "phantom").
 
+Region labels are exhaustive: each of the 29 regions gets every planted-finding id of the
+generator, 1.0 where the finding was labelled in that region and 0.0 elsewhere.
+
 Policy for bad files: a manifest line that is not JSON, lacks a key, or names an image or mask that
 cannot be read raises ``PhantomError`` naming the file (and line); nothing is skipped silently.
 """
@@ -14,6 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from anatomy_vlm.datasets.phantom.findings import NO_FINDING
 from anatomy_vlm.datasets.phantom.generate import MANIFEST
 from anatomy_vlm.datasets.phantom.render import PhantomError
 from anatomy_vlm.datasets.sample import REGION_IDS, XraySample
@@ -59,12 +63,17 @@ class PhantomDataset(Dataset):
             raise PhantomError(f"{self.root / record['image']}: expected a 16-bit PNG, got {pixels.dtype}")
         image = torch.from_numpy(pixels.astype(np.float32) / 65535.0)[None]  # [1, H, W]
         masks = {name: torch.from_numpy(self._read(rel) > 127) for name, rel in record.get("masks", {}).items()}
+        # A phantom's ground truth is exhaustive: a planted-finding id not listed for a region is a
+        # known negative there (not "unknown"), so every region gets all of them.
+        planted = [f for f in record["image_labels"] if f != NO_FINDING]
+        region_labels = {region: {f: float(record["region_labels"].get(region, {}).get(f, 0.0)) for f in planted}
+                         for region in REGION_IDS}
         meta = {k: record[k] for k in ("findings", "pose", "exposure", "seed", "index", "view") if k in record}
         return XraySample(
             image=image, source="phantom", source_id=record["id"],
             boxes=torch.tensor(record["boxes"], dtype=torch.float32),
             box_present=torch.tensor(record["box_present"], dtype=torch.bool),
             image_labels={k: float(v) for k, v in record["image_labels"].items()},
-            region_labels={r: {k: float(v) for k, v in labels.items()} for r, labels in record["region_labels"].items()},
+            region_labels=region_labels,
             masks=masks, meta=meta,
         )

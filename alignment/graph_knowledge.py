@@ -1,0 +1,229 @@
+"""From a knowledge graph to ``RegionKnowledge``: frozen text encoder -> GNN -> node embeddings.
+
+``KnowledgeEmbedder`` holds a frozen text encoder and a ``KnowledgeGraphEncoder`` whose weights
+are fixed once fitted (optionally by link-prediction pretraining on the graph it is fitted to).
+Its ``embed(ontology)`` runs the *same* weights over any graph version, so a finding added to the
+graph later (its text, its ``LOCATED_IN`` edges) gets an embedding in the space the aligner was
+trained against: that is what makes the zero-shot score of a new node meaningful. The aligner's
+checkpoint stores the embedder's state (``state()`` / ``KnowledgeEmbedder.from_state``).
+
+Embeddings are cached per graph version (``EmbeddingCache``): the key names the text encoder and a
+hash of the GNN's weights, so a changed graph or a refitted GNN is a miss, never a stale hit.
+
+``build_region_knowledge`` indexes one ontology (in memory, or as read from a graph store's variant
+with ``knowledge_from_store``) into the ``RegionKnowledge`` the model reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from anatomy_vlm.alignment.knowledge import RegionKnowledge, neighbourhoods_from_ontology, scored_finding_ids
+from anatomy_vlm.kg.embedding_cache import EmbeddingCache
+from anatomy_vlm.kg.export import to_hetero_data
+from anatomy_vlm.kg.gnn import GNNConfig, KnowledgeGraphEncoder, pretrain_link_prediction
+from anatomy_vlm.kg.text_encoder import HashingTextEncoder, MiniLMTextEncoder, TextEncoder, encode_concepts
+from anatomy_vlm.kg.types import DEFAULT_VARIANT
+from anatomy_vlm.ontology.model import Ontology
+from anatomy_vlm.ontology.seed import REGION_IDS
+
+TEXT_ENCODERS = ("minilm", "hashing")
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    """How node embeddings are made from a graph (the ``knowledge:`` section of a run's YAML)."""
+
+    text_encoder: str = "minilm"  # "minilm" (all-MiniLM-L6-v2, shipped as a package) or "hashing" (no weights)
+    hashing_dim: int = 256  # width of the hashing encoder's features ("hashing" only)
+    conv: str = "sage"  # GNN layer: "sage", "graph" (uses edge weights) or "hgt"; see kg/gnn.py for why sage
+    hidden: int = 128  # GNN width
+    out_dim: int = 128  # node embedding width D
+    layers: int = 2  # message-passing layers (2 reach a region's grandparents)
+    pretrain_epochs: int = 100  # link-prediction epochs (DistMult over all edges); 0 keeps the seeded init
+    pretrain_lr: float = 0.01
+    seed: int = 0  # GNN init and negative sampling
+    cache_dir: str = ".anatomy-vlm/embeddings"  # per-graph-version cache; "" turns caching off
+
+    def __post_init__(self) -> None:
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"knowledge.text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"knowledge.pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+
+    def gnn_config(self) -> GNNConfig:
+        # dropout 0: the embeddings are computed once and frozen, so train-mode noise has no use
+        return GNNConfig(hidden=self.hidden, out_dim=self.out_dim, layers=self.layers, dropout=0.0, conv=self.conv)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "KnowledgeConfig":
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"knowledge: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def make_text_encoder(config: KnowledgeConfig) -> TextEncoder:
+    if config.text_encoder == "hashing":
+        return HashingTextEncoder(dim=config.hashing_dim)
+    return MiniLMTextEncoder()
+
+
+def _tensor_digest(state: dict[str, Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        buffer = io.BytesIO()
+        torch.save(state[name].detach().cpu().contiguous(), buffer)
+        digest.update(name.encode())
+        digest.update(buffer.getvalue())
+    return digest.hexdigest()[:16]
+
+
+class KnowledgeEmbedder:
+    """Frozen text encoder + fixed-weight GNN: ``embed(ontology)`` gives ``(node_ids, [N, D])``.
+
+    Build one with :meth:`fit` (seeded init + optional link-prediction pretraining on a graph) or
+    :meth:`from_state` (what a checkpoint stored). Node types the GNN was fitted without are an
+    error; edge types it does not know (a variant with a new relation pattern) carry no messages.
+    """
+
+    def __init__(self, config: KnowledgeConfig, text_encoder: TextEncoder, gnn: KnowledgeGraphEncoder,
+                 *, pretrain_history: dict[str, list[float]] | None = None):
+        self.config = config
+        self.text_encoder = text_encoder
+        self.gnn = gnn.eval()
+        for parameter in self.gnn.parameters():
+            parameter.requires_grad_(False)
+        self.pretrain_history = pretrain_history or {}
+        self.fingerprint = f"{getattr(text_encoder, 'name', type(text_encoder).__name__)}-gnn-{_tensor_digest(gnn.state_dict())}"
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def fit(cls, ontology: Ontology, config: KnowledgeConfig = KnowledgeConfig(),
+            text_encoder: TextEncoder | None = None) -> "KnowledgeEmbedder":
+        """Seed the GNN, and pretrain it by link prediction over ``ontology``'s edges when asked."""
+        text_encoder = text_encoder or make_text_encoder(config)
+        data, index = to_hetero_data(ontology)
+        x_dict = encode_concepts(text_encoder, ontology, index)
+        text_dim = int(next(iter(x_dict.values())).shape[1])
+        torch.manual_seed(config.seed)
+        gnn = KnowledgeGraphEncoder(config.gnn_config(), text_dim, data.metadata())
+        history: dict[str, list[float]] = {}
+        if config.pretrain_epochs:
+            history = pretrain_link_prediction(gnn, data, x_dict, epochs=config.pretrain_epochs, seed=config.seed,
+                                               lr=config.pretrain_lr)
+        return cls(config, text_encoder, gnn, pretrain_history=history)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint stores to rebuild this embedder (``from_state``)."""
+        return {
+            "config": asdict(self.config),
+            "text_dim": self.gnn.text_dim,
+            "metadata": [list(self.gnn.node_types), [list(et) for et in self.gnn.edge_types]],
+            "gnn": {k: v.detach().cpu() for k, v in self.gnn.state_dict().items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], text_encoder: TextEncoder | None = None) -> "KnowledgeEmbedder":
+        try:
+            config = KnowledgeConfig.from_dict(state["config"])
+            node_types, edge_types = state["metadata"]
+            gnn = KnowledgeGraphEncoder(config.gnn_config(), int(state["text_dim"]),
+                                        (list(node_types), [tuple(et) for et in edge_types]))
+            gnn.load_state_dict(state["gnn"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"not a knowledge-embedder state: {e}") from e
+        return cls(config, text_encoder or make_text_encoder(config), gnn)
+
+    # -- use ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _compute(self, ontology: Ontology) -> tuple[list[str], Tensor]:
+        data, index = to_hetero_data(ontology)
+        unknown = sorted(set(index.node_ids) - set(self.gnn.node_types))
+        if unknown:
+            raise ValueError(f"the graph has node type(s) {unknown} the knowledge GNN was not fitted with "
+                             f"(it knows {self.gnn.node_types}): refit it on this graph")
+        x_dict = encode_concepts(self.text_encoder, ontology, index)
+        text_dim = int(next(iter(x_dict.values())).shape[1])
+        if text_dim != self.gnn.text_dim:
+            raise ValueError(f"text features are {text_dim} wide, the GNN expects {self.gnn.text_dim}")
+        for node_type in self.gnn.node_types:  # a kind this graph lacks: an empty feature table
+            x_dict.setdefault(node_type, torch.zeros(0, text_dim))
+        known = set(self.gnn.edge_types)
+        edge_index = {tuple(et): ei for et, ei in data.edge_index_dict.items() if tuple(et) in known}
+        edge_weight = {et: data[et].edge_weight for et in edge_index}
+        embeddings = self.gnn(x_dict, edge_index, edge_weight)["embeddings"]
+        node_ids = [node_id for node_type in sorted(index.node_ids) for node_id in index.node_ids[node_type]]
+        table = torch.cat([embeddings[node_type] for node_type in sorted(index.node_ids)], dim=0)
+        return node_ids, table.float()
+
+    def embed(self, ontology: Ontology, cache: EmbeddingCache | None = None) -> tuple[list[str], Tensor]:
+        """``(node_ids, [N, D])`` for every concept of ``ontology``, rows in ``node_ids`` order.
+
+        With ``cache``, the table is read from / written to it under the ontology's content hash.
+        """
+        if cache is None:
+            return self._compute(ontology)
+        version = ontology.content_hash()
+        node_ids: list[str] = []
+
+        def compute() -> Tensor:
+            ids, table = self._compute(ontology)
+            node_ids.extend(ids)
+            return table
+
+        table = cache.get_or_compute(version, self.fingerprint, compute)
+        if not node_ids:  # a cache hit: the row order is the export's, recomputed cheaply
+            _, index = to_hetero_data(ontology)
+            node_ids = [n for nt in sorted(index.node_ids) for n in index.node_ids[nt]]
+        if table.shape[0] != len(node_ids):
+            raise ValueError(f"cached embeddings have {table.shape[0]} rows, the graph {len(node_ids)} nodes")
+        return node_ids, table
+
+
+def build_region_knowledge(ontology: Ontology, embedder: KnowledgeEmbedder, *,
+                           variant: str = DEFAULT_VARIANT, region_ids: Sequence[str] = REGION_IDS,
+                           finding_ids: Sequence[str] | None = None, neighbourhoods=None,
+                           cache: EmbeddingCache | None = None) -> RegionKnowledge:
+    """``RegionKnowledge`` of one graph version: the embedder's table and the regions' neighbourhoods.
+
+    ``neighbourhoods`` defaults to those computed from ``ontology`` in memory (the graph store's
+    ``neighbourhood`` query gives the same; ``knowledge_from_store`` uses it). ``finding_ids``
+    defaults to every Finding and Disease of the ontology.
+    """
+    node_ids, table = embedder.embed(ontology, cache)
+    if neighbourhoods is None:
+        neighbourhoods = neighbourhoods_from_ontology(ontology, region_ids)
+    return RegionKnowledge.build(
+        neighbourhoods, node_ids, table,
+        scored_finding_ids(ontology) if finding_ids is None else finding_ids,
+        region_ids=region_ids, graph_version=ontology.content_hash(), variant=variant,
+    )
+
+
+def knowledge_from_store(store, embedder: KnowledgeEmbedder, variant: str = DEFAULT_VARIANT, *,
+                         region_ids: Sequence[str] = REGION_IDS, finding_ids: Sequence[str] | None = None,
+                         cache: EmbeddingCache | None = None) -> RegionKnowledge:
+    """``build_region_knowledge`` over a graph store's variant (``GraphStore.read_ontology`` + its
+    ``neighbourhood`` query for the regions), so what the model attends to is what Cypher sees."""
+    ontology = store.read_ontology(variant)
+    neighbourhoods = store.neighbourhood(list(region_ids), variant=variant)
+    return build_region_knowledge(ontology, embedder, variant=variant, region_ids=region_ids,
+                                  finding_ids=finding_ids, neighbourhoods=neighbourhoods, cache=cache)
+
+
+def cache_for(config: KnowledgeConfig) -> EmbeddingCache | None:
+    return EmbeddingCache(config.cache_dir) if config.cache_dir else None
+
+
+__all__ = ["KnowledgeConfig", "KnowledgeEmbedder", "build_region_knowledge", "cache_for", "knowledge_from_store",
+           "make_text_encoder"]
