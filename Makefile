@@ -8,7 +8,7 @@ NEO4JCTL := $(PY) services/neo4j/neo4jctl.py
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-embedded neo4j-start neo4j-stop benchmark clean
+.PHONY: install e2e-deps demo test test-embedded test-viewer viewer-screenshots neo4j-start neo4j-stop benchmark clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# Debian's chromium (apt, as root) and playwright-core (npm ci in tests/e2e) for the web viewer's
+# end-to-end test; installs only what is missing.
+e2e-deps:
+	bash scripts/install_chromium.sh
 
 # Builds the ontology from its curated sources and the open data in packages (printing the build
 # log and the coverage report), syncs it into the embedded graph (no server needed), and prints the
@@ -40,7 +45,7 @@ demo: install
 # Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite
 # against it and against the embedded engine, and stops the server whatever the outcome (a server
 # that was already running, e.g. from `make neo4j-start`, is reused and left running).
-test: install
+test: install e2e-deps
 	$(NEO4JCTL) resolve
 	set -e; if $(NEO4JCTL) status >/dev/null 2>&1; then ours=0; else ours=1; fi; \
 	exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
@@ -48,8 +53,15 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The suite without the Neo4j server (embedded engine and pure tests only).
-test-embedded: install
+test-embedded: install e2e-deps
 	$(PY) -m pytest -m "not neo4j" $(PYTEST_ARGS)
+
+# The web viewer end to end in headless chromium; `viewer-screenshots` also refreshes docs/images/viewer*.png.
+test-viewer: install e2e-deps
+	$(PY) -m pytest tests/api/test_viewer.py $(PYTEST_ARGS)
+
+viewer-screenshots: install e2e-deps
+	ANATOMY_VLM_SCREENSHOT_DIR=docs/images $(PY) -m pytest tests/api/test_viewer.py $(PYTEST_ARGS)
 
 neo4j-start: install
 	$(NEO4JCTL) start
@@ -57,15 +69,20 @@ neo4j-start: install
 neo4j-stop:
 	$(NEO4JCTL) stop
 
-# Sync throughput and neighbourhood latency on both backends, then phantom generation speed and
-# box agreement; each writes its section of docs/benchmarks.md.
+# Sync throughput and neighbourhood latency on both backends, the service under load, phantom
+# generation speed and box agreement, CPU inference against DenseNet-121, and the phantom training
+# targets with the knowledge-variant study (the longest: about an hour on 2 cores); each writes its
+# section of docs/benchmarks.md. benchmarks/gpu_train.py needs a CUDA device: run it there.
 benchmark: install
 	$(NEO4JCTL) resolve
 	set -e; if $(NEO4JCTL) status >/dev/null 2>&1; then ours=0; else ours=1; fi; \
 	exports="$$($(NEO4JCTL) start --quiet)"; eval "$$exports"; \
 	if [ $$ours = 1 ]; then trap '$(NEO4JCTL) stop >/dev/null' EXIT; fi; \
 	$(PY) benchmarks/graph_sync.py
+	$(PY) benchmarks/api_load.py
 	$(PY) benchmarks/phantom.py
+	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/train_phantom.py --study
 
 clean:
 	rm -rf .anatomy-vlm .pytest_cache benchmarks/out

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from anatomy_vlm.alignment.knowledge import RegionKnowledge, neighbourhoods_from_ontology, scored_finding_ids
@@ -50,6 +51,8 @@ class KnowledgeConfig:
     pretrain_epochs: int = 100  # link-prediction epochs (DistMult over all edges); 0 keeps the seeded init
     pretrain_lr: float = 0.01
     seed: int = 0  # GNN init and negative sampling
+    center: bool = True  # subtract the mean GNN output over the graph's nodes, then L2-normalise each row
+    text_residual: bool = True  # append each node's (L2-normalised) text features to its GNN embedding
     cache_dir: str = ".anatomy-vlm/embeddings"  # per-graph-version cache; "" turns caching off
 
     def __post_init__(self) -> None:
@@ -91,6 +94,10 @@ def _tensor_digest(state: dict[str, Tensor]) -> str:
 class KnowledgeEmbedder:
     """Frozen text encoder + fixed-weight GNN: ``embed(ontology)`` gives ``(node_ids, [N, D])``.
 
+    ``D`` is the GNN's ``out_dim``, plus the text width when ``config.text_residual``: the text half
+    keeps nodes with similar graph context apart (the name is what tells two findings located in
+    the same zones from each other), the GNN half carries the graph context.
+
     Build one with :meth:`fit` (seeded init + optional link-prediction pretraining on a graph) or
     :meth:`from_state` (what a checkpoint stored). Node types the GNN was fitted without are an
     error; edge types it does not know (a variant with a new relation pattern) carry no messages.
@@ -104,7 +111,9 @@ class KnowledgeEmbedder:
         for parameter in self.gnn.parameters():
             parameter.requires_grad_(False)
         self.pretrain_history = pretrain_history or {}
-        self.fingerprint = f"{getattr(text_encoder, 'name', type(text_encoder).__name__)}-gnn-{_tensor_digest(gnn.state_dict())}"
+        layout = f"c{int(config.center)}t{int(config.text_residual)}"
+        self.fingerprint = (f"{getattr(text_encoder, 'name', type(text_encoder).__name__)}-gnn-"
+                            f"{_tensor_digest(gnn.state_dict())}-{layout}")
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -162,9 +171,18 @@ class KnowledgeEmbedder:
         edge_index = {tuple(et): ei for et, ei in data.edge_index_dict.items() if tuple(et) in known}
         edge_weight = {et: data[et].edge_weight for et in edge_index}
         embeddings = self.gnn(x_dict, edge_index, edge_weight)["embeddings"]
-        node_ids = [node_id for node_type in sorted(index.node_ids) for node_id in index.node_ids[node_type]]
-        table = torch.cat([embeddings[node_type] for node_type in sorted(index.node_ids)], dim=0)
-        return node_ids, table.float()
+        node_types = sorted(index.node_ids)
+        node_ids = [node_id for node_type in node_types for node_id in index.node_ids[node_type]]
+        table = torch.cat([embeddings[node_type] for node_type in node_types], dim=0).float()  # [N, out_dim]
+        if self.config.center:
+            # Link-prediction pretraining and mean aggregation leave every node with a large shared
+            # component (measured: cosine 0.96-0.995 between the planted findings' raw outputs),
+            # which the heads cannot tell apart; what distinguishes nodes is the rest.
+            table = F.normalize(table - table.mean(dim=0, keepdim=True), dim=-1)
+        if self.config.text_residual:
+            text = torch.cat([x_dict[node_type] for node_type in node_types], dim=0).float()  # [N, text_dim]
+            table = torch.cat([table, F.normalize(text, dim=-1)], dim=-1)  # [N, out_dim + text_dim]
+        return node_ids, table
 
     def embed(self, ontology: Ontology, cache: EmbeddingCache | None = None) -> tuple[list[str], Tensor]:
         """``(node_ids, [N, D])`` for every concept of ``ontology``, rows in ``node_ids`` order.

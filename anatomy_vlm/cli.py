@@ -555,8 +555,10 @@ def data_phantom(
 def _register_commands() -> None:
     # imported here: those modules take the shared options and console from this one
     from anatomy_vlm import cli_model
+    from anatomy_vlm.cli_service import app as service_app
 
     cli_model.register(app)
+    app.add_typer(service_app)  # serve, api-key
 
 
 _register_commands()

@@ -118,7 +118,7 @@ def test_embedder_cache_and_state(tmp_path):
     embedder = KnowledgeEmbedder.fit(ontology, config)
     cache = EmbeddingCache(tmp_path)
     ids, table = embedder.embed(ontology, cache)
-    assert table.shape == (len(ontology.concepts), 32) and sorted(ids) == sorted(c.id for c in ontology.concepts)
+    assert table.shape == (len(ontology.concepts), 32 + 64) and sorted(ids) == sorted(c.id for c in ontology.concepts)
     assert cache.versions() == [ontology.content_hash()]
     ids_again, cached = embedder.embed(ontology, cache)
     assert ids_again == ids and torch.equal(cached, table)

@@ -1,0 +1,1 @@
+"""One router per resource; each route authorises, validates and calls one service function."""

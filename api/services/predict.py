@@ -1,0 +1,138 @@
+"""``/predict``: an uploaded image checked, decoded, scored, optionally persisted, and described.
+
+Order matters for bad input: the declared type and the file's signature (415), then the header's
+size (413) and only then decoding (422 for a cut or corrupt file). Nothing touches the graph until
+the prediction exists, and the provenance is written in one transaction, so a bad upload never
+changes the graph.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from anatomy_vlm.api import schemas
+from anatomy_vlm.api.services.errors import ServiceError
+from anatomy_vlm.api.services.runtime import Runtime
+from anatomy_vlm.api.services.uploads import SUFFIX, check_size, read_header, sniff
+from anatomy_vlm.exceptions import GraphStoreError, GraphUnavailableError, ImageReadError, UnknownConceptError
+
+
+WRITE_ATTEMPTS = 3  # a provenance write that hit a concurrent one is tried again (it rolled back whole)
+
+
+def write_provenance(runtime: Runtime, store, record) -> None:
+    """Write one image's provenance; writes from this process go one at a time.
+
+    Two images' provenance both add edges to the same Anatomy and Finding nodes. ArcadeDB keeps a
+    node's edges in the node's record, so two such transactions at once conflict and one fails;
+    serialising them here avoids that, and a conflict with another process's write is retried.
+    """
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with runtime.provenance_lock:
+                store.write_provenance(record)
+            return
+        except UnknownConceptError:
+            raise
+        except GraphStoreError as error:
+            if attempt == WRITE_ATTEMPTS or isinstance(error, GraphUnavailableError):
+                raise
+            time.sleep(0.05 * attempt)
+
+
+def image_id_for(sha256: str) -> str:
+    """The provenance ``Image`` id of an image: its pixel hash, so re-predicting it replaces the run."""
+    return f"img-{sha256[:16]}"
+
+
+def spool_upload(source: BinaryIO, filename: str, content_type: str, folder: Path) -> tuple[Path, str]:
+    """Copy the upload into a file the image readers can open; returns ``(path, kind)``."""
+    source.seek(0)
+    head = source.read(132)
+    kind = sniff(head, filename, content_type)
+    source.seek(0)
+    path = folder / f"upload{SUFFIX[kind]}"
+    with path.open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+    return path, kind
+
+
+def predict_upload(
+    runtime: Runtime,
+    source: BinaryIO,
+    filename: str,
+    content_type: str,
+    *,
+    persist: bool,
+    top_k: int,
+    min_probability: float,
+    cancelled: threading.Event,
+) -> schemas.PredictOut:
+    """Check, decode and score one upload; with ``persist`` write its provenance (unless ``cancelled``)."""
+    from anatomy_vlm.alignment.explanation import to_provenance
+    from anatomy_vlm.alignment.inference import image_sha256
+    from anatomy_vlm.encoder.io import read_image
+
+    settings = runtime.settings
+    with tempfile.TemporaryDirectory(prefix="anatomy-vlm-upload-") as folder:
+        path, kind = spool_upload(source, filename, content_type, Path(folder))
+        header = read_header(path, kind, filename)
+        check_size(header, settings.max_image_side, settings.max_image_pixels, filename)
+        try:
+            image = read_image(path).image  # [1, H, W] float32 in [0, 1]
+        except ImageReadError as error:
+            # The reader names the temp file; the client knows its file by the name it sent.
+            raise ServiceError(422, str(error).replace(str(path), filename)) from error
+    if tuple(image.shape[1:]) != (header.height, header.width):
+        raise ServiceError(422, f"{filename}: decoded {tuple(image.shape[1:])} pixels, the header said "
+                                f"{(header.height, header.width)}")
+    sha = image_sha256(image)
+    with runtime.predict_slots:
+        if cancelled.is_set():
+            raise ServiceError(504, "prediction timed out while waiting for a free worker")
+        predictor = runtime.model.current(runtime.graph)
+        prediction = predictor.predict([image], [image_id_for(sha)], top_k=top_k)[0]
+    record = to_provenance(prediction, sha)
+    store = runtime.graph.store()
+    persisted = False
+    if persist:
+        if cancelled.is_set():
+            raise ServiceError(504, "prediction timed out before its provenance was written; nothing was written")
+        try:
+            write_provenance(runtime, store, record)
+        except UnknownConceptError as error:
+            raise ServiceError(409, f"provenance not written: {error} (the graph changed since the model's "
+                                    "knowledge was built; retry)") from error
+        persisted = True
+    ontology = runtime.ontologies.get(store, prediction.variant)
+
+    def name(concept_id: str) -> str:
+        return ontology[concept_id].name if concept_id in ontology else concept_id
+
+    regions = [
+        schemas.RegionOut(id=region, name=name(region), box=list(box), presence=prediction.presence.get(region, 1.0))
+        for region, box in prediction.boxes.items()
+    ]
+    findings = [
+        schemas.FindingOut(
+            finding_id=p.finding_id,
+            name=name(p.finding_id),
+            probability=p.probability,
+            prediction_id=record.prediction_id(p.finding_id),
+            top_regions=[schemas.TopRegionOut(region=r, weight=w, box=list(b)) for r, w, b in p.top_regions],
+            nodes={region: [schemas.NodeWeightOut(id=n, name=name(n), weight=w) for n, w in nodes]
+                   for region, nodes in p.per_region_nodes.items()},
+        )
+        for p in prediction.predictions
+        if p.probability >= min_probability
+    ]
+    return schemas.PredictOut(
+        image_id=prediction.image_id, image_sha256=sha, width=header.width, height=header.height,
+        model=prediction.model, graph_version=prediction.graph_version, variant=prediction.variant,
+        persisted=persisted, regions=regions, findings=findings,
+    )

@@ -1,0 +1,124 @@
+"""Curation through the API: add / change / remove concepts and relations, each validated, audited
+and published to the served variant; the audit log and the version diff; the model scores a
+finding added through the API (zero-shot) without a restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import png_bytes
+from tests.conftest import snapshot
+
+pytestmark = pytest.mark.slow
+
+NEW = {"id": "api_test_nodule", "kind": "Finding", "name": "api test nodule", "synonyms": ["apitest nodule"],
+       "definition": "A finding added by the API tests.", "why": "testing the API"}
+
+
+def _sources(api) -> bytes:
+    return b"".join((api.settings.sources_dir / name).read_bytes() for name in ("concepts.csv", "relations.csv"))
+
+
+def test_add_change_relate_and_remove_a_concept(api):
+    curator = api.headers("curator")
+    added = api.client.post("/concepts", headers=curator, json=NEW)
+    assert added.status_code == 201, added.text
+    body = added.json()
+    assert body["changed"] and body["changes"] == ["+ concept api_test_nodule (Finding) 'api test nodule'"]
+    assert body["audit"][0]["who"] == "curator-tester" and body["audit"][0]["why"] == "testing the API"
+    assert body["graph_version"] == api.store.version("canonical")
+    assert api.store.missing_concepts(["api_test_nodule"], "canonical") == []
+    first_version = body["previous_version"]
+
+    found = api.client.get("/concepts", params={"q": "apitest", "kind": "Finding"}, headers=api.headers("reader"))
+    assert [c["id"] for c in found.json()] == ["api_test_nodule"]
+
+    changed = api.client.patch("/concepts/api_test_nodule", headers=curator,
+                               json={"name": "api test nodule renamed", "definition": "Changed by the API tests."})
+    assert changed.status_code == 200, changed.text
+    assert len(changed.json()["audit"]) == 2
+    graph = api.store.read_ontology("canonical")
+    assert graph["api_test_nodule"].name == "api test nodule renamed"
+    assert graph["cardiomegaly"].codes  # built codes survive an incremental publish
+    assert any(r.source == "padchest" for r in graph.relations)  # and so do the data-driven edges
+
+    related = api.client.post("/relations", headers=curator, json={
+        "start": "api_test_nodule", "type": "LOCATED_IN", "end": "right_upper_lung_zone", "weight": 0.5})
+    assert related.status_code == 201, related.text
+    detail = api.client.get("/concepts/api_test_nodule", headers=api.headers("reader")).json()
+    assert detail["concept"]["name"] == "api test nodule renamed"
+    assert [(e["type"], e["end"], e["weight"]) for e in detail["edges"]] == [("LOCATED_IN", "right_upper_lung_zone", 0.5)]
+    hood = api.store.neighbourhood(["right_upper_lung_zone"], "canonical")["right_upper_lung_zone"]
+    assert "api_test_nodule" in {f.id for f in hood.findings}
+
+    # The served model picks the new finding up from the graph (zero-shot), without a restart.
+    predicted = api.client.post("/predict", headers=api.headers("reader"),
+                                files={"file": ("a.png", png_bytes(seed=21), "image/png")})
+    assert predicted.status_code == 200, predicted.text
+    assert "api_test_nodule" in {f["finding_id"] for f in predicted.json()["findings"]}
+    assert predicted.json()["graph_version"] == api.store.version("canonical")
+
+    refused = api.client.delete("/concepts/api_test_nodule", headers=curator)
+    assert refused.status_code == 409 and "referenced by 1 relation" in refused.json()["detail"]
+    unrelated = api.client.request("DELETE", "/relations", headers=curator, json={
+        "start": "api_test_nodule", "type": "LOCATED_IN", "end": "right_upper_lung_zone"})
+    assert unrelated.status_code == 200, unrelated.text
+    removed = api.client.delete("/concepts/api_test_nodule", headers=curator, params={"why": "cleanup"})
+    assert removed.status_code == 200, removed.text
+    assert api.store.missing_concepts(["api_test_nodule"], "canonical") == ["api_test_nodule"]
+
+    history = api.client.get("/history", params={"concept_id": "api_test_nodule"}, headers=api.headers("reader")).json()
+    assert [h["action"] for h in history] == ["remove", "remove_edge", "add_edge", "set", "set", "add_concept"]
+    assert history[0]["why"] == "cleanup"
+
+    last = removed.json()["version"]
+    assert last == first_version  # back to the sources we started from: the same content hash
+    diff = api.client.get("/versions/diff", params={"old": first_version[:12], "new": body["version"]},
+                          headers=api.headers("reader"))
+    assert diff.status_code == 200, diff.text
+    assert diff.json()["diff"]["concepts_added"] == ["api_test_nodule"]
+    assert diff.json()["counts"]["concepts_added"] == 1
+
+
+@pytest.mark.parametrize("method, path, body, status, words", [
+    ("post", "/concepts", {**NEW, "id": "cardiomegaly"}, 409, "already exists"),
+    ("patch", "/concepts/no_such_concept", {"name": "x"}, 404, "unknown concept id"),
+    ("patch", "/concepts/cardiomegaly", {}, 422, "nothing to change"),
+    ("delete", "/concepts/no_such_concept", None, 404, "unknown concept id"),
+    ("post", "/relations", {"start": "cardiomegaly", "type": "PART_OF", "end": "right_lung"}, 422, "PART_OF"),
+    ("post", "/relations", {"start": "cardiomegaly", "type": "LOCATED_IN", "end": "nowhere"}, 422, "nowhere"),
+    ("post", "/concepts", {**NEW, "kind": "Gadget"}, 422, "kind"),
+    ("post", "/concepts", {**NEW, "id": "has space"}, 422, "id"),
+])
+def test_invalid_changes_are_refused_and_change_nothing(api, method, path, body, status, words):
+    graph, sources = snapshot(api.store), _sources(api)
+    kwargs = {"json": body} if body is not None else {}
+    response = getattr(api.client, method)(path, headers=api.headers("curator"), **kwargs)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    assert snapshot(api.store) == graph and _sources(api) == sources
+
+
+def test_unknown_relation_removal_is_404(api):
+    response = api.client.request("DELETE", "/relations", headers=api.headers("curator"), json={
+        "start": "cardiomegaly", "type": "SUGGESTS", "end": "pneumonia", "source": "nowhere"})
+    assert response.status_code == 404 and "unknown relation" in response.json()["detail"]
+
+
+def test_version_diff_of_unknown_versions(api):
+    reader = api.headers("reader")
+    assert api.client.get("/versions/diff", params={"old": "0" * 12, "new": "1" * 12}, headers=reader).status_code == 404
+    assert api.client.get("/versions/diff", params={"old": "xyz", "new": "abc"}, headers=reader).status_code == 422
+
+
+def test_concept_search_and_detail(api):
+    reader = api.headers("reader")
+    hits = api.client.get("/concepts", params={"q": "Cardiomegaly"}, headers=reader).json()
+    assert hits[0]["id"] == "cardiomegaly"  # an exact name match ranks first
+    anatomy = api.client.get("/concepts", params={"q": "lung", "kind": "Anatomy", "limit": 50}, headers=reader).json()
+    assert anatomy and all(c["kind"] == "Anatomy" for c in anatomy)
+    assert {"right_lung", "left_lung"} <= {c["id"] for c in anatomy}
+    detail = api.client.get("/concepts/right_upper_lung_zone", headers=reader).json()
+    assert ("PART_OF", "right_upper_lung_zone", "right_lung") in {(e["type"], e["start"], e["end"]) for e in detail["edges"]}
+    assert api.client.get("/concepts/nope", headers=reader).status_code == 404
+    assert api.client.get("/concepts", params={"variant": "nope"}, headers=reader).status_code == 404
