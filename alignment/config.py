@@ -43,6 +43,7 @@ class ModelConfig:
     region_init: bool = True  # decoder queries start from the region nodes' embeddings in the knowledge
     region_dim: int = 192  # width of the region feature (RegionFeature output, enrichment and heads input)
     roi_output_size: int = 2  # RoI-align bins per side of the region feature
+    pixel_roi_size: int = 0  # >0: region features also see the pixels in their box (s x s) and its geometry
     context: Literal["cls", "mean"] = "cls"  # global context of the region feature
     enrichment_heads: int = 4  # attention heads of KnowledgeEnrichment; must divide region_dim
     enrichment_mlp_ratio: float = 2.0  # enrichment feed-forward width as a multiple of region_dim (0 drops it)
@@ -195,7 +196,8 @@ def build_model(config: ModelConfig, knowledge: RegionKnowledge | None = None) -
     decoder = AnatomyDecoder(decoder_config, region_init)
     region_feature = RegionFeature(RegionFeatureConfig(
         query_dim=decoder_config.width, patch_dim=vit_config.width, out_dim=config.region_dim,
-        roi_output_size=config.roi_output_size, context=config.context, dropout=config.dropout))
+        roi_output_size=config.roi_output_size, context=config.context, dropout=config.dropout,
+        pixel_roi_size=config.pixel_roi_size))
     enrichment = KnowledgeEnrichment(config.region_dim, config.enrichment_heads, node_dim=node_dim,
                                      mlp_ratio=config.enrichment_mlp_ratio, dropout=config.dropout)
     heads = AlignmentHeads(config.region_dim, vit_config.width, node_dim, config.embed_dim,

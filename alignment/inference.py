@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -51,7 +51,8 @@ class Predictor:
     device: torch.device
     precision: str = "fp32"
     name: str = "anatomy-vlm"  # written as the provenance ``model``; the checkpoint's file stem by default
-    trained_finding_ids: tuple[str, ...] = ()  # findings with labels in training; others are zero-shot
+    trained_finding_ids: tuple[str, ...] = ()  # the findings the checkpoint's knowledge listed in training
+    holdout_findings: tuple[str, ...] = ()  # of those, the ones whose labels training withheld (zero-shot)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, ontology: Ontology | None = None, store=None,
@@ -76,12 +77,12 @@ class Predictor:
         return cls(model=checkpoint.model.to(torch_device).eval(), knowledge=knowledge.to(torch_device),
                    embedder=embedder, image_size=checkpoint.config.train.image_size, device=torch_device,
                    precision=checkpoint.config.train.precision, name=name or Path(path).stem,
-                   trained_finding_ids=tuple(checkpoint.finding_ids))
+                   trained_finding_ids=tuple(checkpoint.finding_ids),
+                   holdout_findings=tuple(checkpoint.config.train.holdout_findings))
 
     def with_knowledge(self, knowledge: RegionKnowledge) -> "Predictor":
         """The same model scoring against another graph version's knowledge."""
-        return Predictor(self.model, knowledge.to(self.device), self.embedder, self.image_size, self.device,
-                         self.precision, self.name, self.trained_finding_ids)
+        return replace(self, knowledge=knowledge.to(self.device))
 
     def knowledge_for(self, ontology: Ontology, variant: str = DEFAULT_VARIANT) -> RegionKnowledge:
         """Embed ``ontology`` with this predictor's frozen GNN (new nodes included)."""

@@ -96,7 +96,7 @@ class AnatomyVLM(nn.Module):
         decoded = self.decoder(patches, return_intermediate=self.aux_loss)
         boxes = decoded["boxes"]  # [B, R, 4] cxcywh normalised
         boxes_xyxy = box_cxcywh_to_xyxy(boxes).clamp(0.0, 1.0)  # [B, R, 4]
-        regions = self.region_feature(decoded["query_tokens"], patches, grid, boxes_xyxy, cls)  # [B, R, D]
+        regions = self.region_feature(decoded["query_tokens"], patches, grid, boxes_xyxy, cls, images)  # [B, R, D]
 
         if enrich:
             enriched = self.enrichment(regions, node_embeddings, key_index, key_mask)

@@ -42,9 +42,7 @@ from anatomy_vlm.alignment.metrics import (
     region_finding_auc,
 )
 from anatomy_vlm.alignment.model import AnatomyVLM
-from anatomy_vlm.alignment.train import (
-    TrainResult, autocast_context, init_distributed, load_checkpoint, resolve_device, train,
-)
+from anatomy_vlm.alignment.train import TrainResult, autocast_context, init_distributed, resolve_device, train
 from anatomy_vlm.datasets.collate import collate_samples
 from anatomy_vlm.datasets.phantom.dataset import PhantomDataset
 from anatomy_vlm.datasets.phantom.generate import MANIFEST, SPLIT_SEEDS, generate_phantoms
@@ -237,8 +235,7 @@ def evaluate_checkpoint(path: str | Path, dataset: Dataset, *, ontology: Ontolog
     from anatomy_vlm.alignment.inference import Predictor
 
     predictor = Predictor.from_checkpoint(path, ontology=ontology, device=device)
-    checkpoint_holdout = load_checkpoint(path).config.train.holdout_findings
-    return evaluate_model(predictor.model, predictor.knowledge, dataset, holdout=checkpoint_holdout,
+    return evaluate_model(predictor.model, predictor.knowledge, dataset, holdout=predictor.holdout_findings,
                           batch_size=batch_size, device=predictor.device, precision=predictor.precision)
 
 

@@ -140,7 +140,8 @@ def predict_command(
             console.print(table)
             if record is not None:
                 top = record.prediction_id(prediction.predictions[0].finding_id)
-                console.print(f"persisted; explain the top finding with:\n  anatomy-vlm explain '{top}'")
+                console.print(f"persisted; explain the top finding with:\n  anatomy-vlm explain '{top}'",
+                              soft_wrap=True, markup=False, highlight=False)  # one copyable line
                 if explain_top:
                     png = explanation_dir / f"{path.stem}_explanation.png" if explanation_dir else None
                     print_explanation(store, top, png=png)

@@ -31,13 +31,12 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -334,7 +333,7 @@ def rows(results: list[Result]) -> list[list[str]]:
 
 
 def section(results: list[Result], args, command: str, checkpoint_note: str) -> str:
-    from inference import machine, markdown_table, utc_now  # shared helpers of the benchmark scripts
+    from report import machine, markdown_table, utc_now  # shared helpers of the benchmark scripts
 
     lines = [SECTION, "", *markdown_table(HEADERS, rows(results)), ""]
     for r in results:
@@ -408,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in backends:
             print(f"{name}: serving and loading ...", flush=True)
             results.append(run_backend(name, args, checkpoint, work))
-    from inference import print_table, resolve_out, write_section
+    from inference import resolve_out
+    from report import print_table, write_section
 
     print_table("API under load", HEADERS, rows(results))
     for r in results:

@@ -47,6 +47,8 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from report import machine, write_section  # noqa: E402 (benchmarks/ is on sys.path)
+
 from anatomy_vlm.kg import queries
 from anatomy_vlm.kg.backends import dialect_of_driver
 from anatomy_vlm.kg.embedded import EmbeddedConfig, EmbeddedGraphServer
@@ -57,10 +59,6 @@ from anatomy_vlm.ontology.seed import REGION_IDS, seed_ontology
 REPO = Path(__file__).resolve().parents[1]
 NEO4JCTL = REPO / "services" / "neo4j" / "neo4jctl.py"
 SECTION = "## Graph sync (benchmarks/graph_sync.py)"
-DOC_HEADER = (
-    "# Benchmarks\n\n"
-    "Measured numbers of the project's benchmarks; each section is written by the script it names.\n"
-)
 BATCHED_VARIANT = "bench-batched"
 PER_ROW_VARIANT = "bench-per-row"
 WARMUP_VARIANT = "bench-warmup"
@@ -521,24 +519,7 @@ def run_backend(backend: Backend, ontology: Ontology, sample: Ontology, args) ->
 # ----------------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {memory} RAM, {cpu}, {platform.system()} {platform.release()}"
+
 
 
 def _fmt(value: float | None, spec: str = ",.0f") -> str:
@@ -635,19 +616,7 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (or append it), leaving every other section as it is."""
-    existing = path.read_text() if path.exists() else DOC_HEADER
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        body = existing.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        body = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body.rstrip("\n") + "\n")
+
 
 
 def print_table(results: list[Result]) -> None:
@@ -705,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         if not out.is_absolute():
             out = REPO / out
-        write_section(out, text)
+        write_section(out, SECTION, text)
         console.print(f"wrote the section {SECTION!r} of {out}")
     return 0
 

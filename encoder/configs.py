@@ -145,12 +145,15 @@ class RegionFeatureConfig:
     roi_output_size: int = 2  # RoI-align bins per side; the bins are averaged
     context: Literal["cls", "mean"] = "cls"  # global context: the CLS token or the mean patch token
     dropout: float = 0.0  # dropout before the output projection
+    pixel_roi_size: int = 0  # >0: also the image's own pixels in the box (RoI-align, s x s) and the box geometry
 
     def __post_init__(self) -> None:
         owner = "RegionFeatureConfig"
         _check_positive(owner, query_dim=self.query_dim, patch_dim=self.patch_dim, out_dim=self.out_dim,
                         roi_output_size=self.roi_output_size)
         _check_dropout(owner, self.dropout)
+        if self.pixel_roi_size < 0:
+            raise ValueError(f"{owner}.pixel_roi_size must be >= 0, got {self.pixel_roi_size}")
         if self.context not in ("cls", "mean"):
             raise ValueError(f"{owner}.context must be 'cls' or 'mean', got {self.context!r}")
 

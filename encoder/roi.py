@@ -94,8 +94,35 @@ def region_features(patches: torch.Tensor, grid: Size, boxes: torch.Tensor, outp
     return pooled.mean(dim=(-2, -1)).reshape(b, r, d).to(patches.dtype)  # [B, R, D]
 
 
+def pixel_region_features(images: torch.Tensor, boxes: torch.Tensor, output_size: int) -> torch.Tensor:
+    """The image's own pixels inside each box, RoI-aligned to ``output_size x output_size`` bins.
+
+    Shapes: ``images`` ``[B, C, H, W]``; ``boxes`` ``[B, R, 4]`` normalised xyxy (clamped, detached);
+    output ``[B, R, C * output_size**2]`` (float32 pooling, cast back to the images' dtype).
+    """
+    if images.ndim != 4 or images.shape[0] != boxes.shape[0]:
+        raise ValueError(f"images must be [B, C, H, W] with B = {boxes.shape[0]}, got {tuple(images.shape)}")
+    b, c, h, w = images.shape
+    r = boxes.shape[1]
+    scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=images.device)
+    pixel_boxes = boxes.detach().float().clamp(0.0, 1.0) * scale  # [B, R, 4] pixels
+    batch_index = torch.arange(b, device=images.device, dtype=torch.float32).repeat_interleave(r)[:, None]
+    rois = torch.cat([batch_index, pixel_boxes.reshape(b * r, 4)], dim=1)  # [B*R, 5]
+    pooled = roi_align(images.float(), rois, output_size=output_size, spatial_scale=1.0, sampling_ratio=2,
+                       aligned=True)  # [B*R, C, s, s]
+    return pooled.reshape(b, r, c * output_size * output_size).to(images.dtype)
+
+
 class RegionFeature(nn.Module):
-    """Region feature = proj(concat(LN(query token), LN(RoI-pooled patches), LN(global context))).
+    """Region feature = proj(concat(LN(query token), LN(RoI-pooled patches), LN(global context)))
+    [+ pixel_proj(concat(pixels in the box - 0.5, box cx, cy, w, h)) when ``pixel_roi_size`` > 0].
+
+    Why the pixel term: a ViT trained from scratch on a few hundred images localises regions well
+    long before its tokens carry intensity and size (measured on the phantoms: a linear probe of
+    its CLS token and region tokens stayed at AUC 0.5-0.55 for cardiomegaly after 1,200 steps, while
+    a linear model on 32x32 pixels reached 0.96). The box geometry (a wider cardiac silhouette)
+    and the pixels inside it (fluid at the costophrenic angle) are what a reader looks at first.
+    Not layer-normalised: the absolute brightness is the signal.
 
     Args:
         config: :class:`RegionFeatureConfig` (dims, RoI output size, context "cls" or "mean").
@@ -105,6 +132,7 @@ class RegionFeature(nn.Module):
         - ``patches``: ``[B, N, D_p]``, ``grid``: ``(h, w)``
         - ``boxes``: ``[B, R, 4]`` normalised ``(x1, y1, x2, y2)``
         - ``cls``: ``[B, D_p]``; required when ``config.context == "cls"``, ignored otherwise
+        - ``images``: ``[B, C, H, W]``; required when ``config.pixel_roi_size`` > 0
         - output: ``[B, R, D_out]``
     """
 
@@ -118,9 +146,15 @@ class RegionFeature(nn.Module):
         self.norm_context = nn.LayerNorm(config.patch_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.proj = nn.Linear(config.query_dim + 2 * config.patch_dim, config.out_dim)
+        self.pixel_proj = None
+        if config.pixel_roi_size:
+            # one input channel (the ViT's); 4 box numbers (cx, cy, w, h)
+            self.pixel_proj = nn.Sequential(
+                nn.Linear(config.pixel_roi_size ** 2 + 4, config.out_dim), nn.GELU(),
+                nn.Linear(config.out_dim, config.out_dim))
 
     def forward(self, query_tokens: torch.Tensor, patches: torch.Tensor, grid: Size, boxes: torch.Tensor,
-                cls: torch.Tensor | None = None) -> torch.Tensor:
+                cls: torch.Tensor | None = None, images: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
         _check_grid_tokens(patches, grid)
         b, _, dp = patches.shape
@@ -142,4 +176,11 @@ class RegionFeature(nn.Module):
         roi = region_features(patches, grid, boxes, cfg.roi_output_size)  # [B, R, D_p]
         context = context[:, None, :].expand(-1, query_tokens.shape[1], -1)  # [B, R, D_p]
         parts = [self.norm_query(query_tokens), self.norm_roi(roi), self.norm_context(context)]
-        return self.proj(self.dropout(torch.cat(parts, dim=-1)))  # [B, R, D_out]
+        out = self.proj(self.dropout(torch.cat(parts, dim=-1)))  # [B, R, D_out]
+        if self.pixel_proj is not None:
+            if images is None or images.shape[1] != 1:
+                raise ValueError("pixel_roi_size > 0 needs the one-channel images [B, 1, H, W]")
+            pixels = pixel_region_features(images, boxes, cfg.pixel_roi_size) - 0.5  # [B, R, s*s], centred
+            geometry = box_xyxy_to_cxcywh(boxes.detach().clamp(0.0, 1.0)).to(pixels.dtype)  # [B, R, 4]
+            out = out + self.pixel_proj(torch.cat([pixels, geometry], dim=-1))  # [B, R, D_out]
+        return out

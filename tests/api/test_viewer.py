@@ -51,7 +51,6 @@ def _missing_browser_tools() -> list[str]:
 def upload_images(tmp_path_factory):
     """A phantom radiograph as PNG (larger than the model's input, as a real upload is) and the
     same pixels as a 16-bit MONOCHROME2 DICOM."""
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

@@ -156,7 +156,13 @@ def test_manifest_round_trips_into_xray_samples(generated):
         assert sample.masks["heart"].dtype == torch.bool and bool(sample.masks["heart"].any())
         planted = {f["finding_id"] for f in record["findings"]}
         assert {k for k, v in sample.image_labels.items() if v == 1.0} == planted
-        assert {f for labels in sample.region_labels.values() for f in labels} <= planted
+        # exhaustive region labels: every region knows every finding id; positives only where planted
+        assert set(sample.region_labels) == set(REGION_IDS)
+        finding_ids = set(sample.image_labels) - {NO_FINDING}
+        assert all(set(labels) == finding_ids for labels in sample.region_labels.values())
+        positives = {(r, f) for r, labels in sample.region_labels.items() for f, v in labels.items() if v == 1.0}
+        assert positives == {(r, f) for r, labels in record["region_labels"].items() for f in labels}
+        assert {f for _, f in positives} <= planted
 
 
 def test_overlays_and_contact_sheet_written_when_asked(generated, tmp_path):

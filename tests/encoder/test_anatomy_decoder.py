@@ -194,3 +194,31 @@ def test_finite_gradients_end_to_end():
         for name, p in module.named_parameters():
             assert p.grad is not None, name
             assert torch.isfinite(p.grad).all(), name
+
+
+def test_pixel_region_features_see_the_pixels_in_the_box():
+    from anatomy_vlm.encoder.roi import pixel_region_features
+
+    images = torch.zeros(1, 1, 32, 32)
+    images[..., :16, :16] = 1.0  # the top-left quarter is bright
+    boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]]])
+    pooled = pixel_region_features(images, boxes, 2)  # [1, 2, 4]
+    assert pooled.shape == (1, 2, 4)
+    assert torch.allclose(pooled[0, 0], torch.ones(4), atol=1e-5) and torch.allclose(pooled[0, 1], torch.zeros(4))
+
+
+def test_region_feature_pixel_term_needs_images_and_depends_on_them():
+    config = RegionFeatureConfig(query_dim=8, patch_dim=12, out_dim=6, pixel_roi_size=2)
+    module = RegionFeature(config)
+    query, patches = torch.randn(1, 3, 8), torch.randn(1, 4, 12)
+    boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.5], [0.2, 0.2, 0.9, 0.9], [0.5, 0.0, 1.0, 0.5]]])
+    cls = torch.randn(1, 12)
+    with pytest.raises(ValueError, match="pixel_roi_size"):
+        module(query, patches, (2, 2), boxes, cls)
+    dark, bright = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    bright[..., :8, :8] = 1.0
+    out_dark = module(query, patches, (2, 2), boxes, cls, dark)
+    out_bright = module(query, patches, (2, 2), boxes, cls, bright)
+    assert out_dark.shape == (1, 3, 6)
+    changed = (out_dark - out_bright).abs().sum(-1)[0]
+    assert changed[0] > 0 and changed[2] == 0  # only the box over the bright quarter changes
