@@ -174,15 +174,23 @@ def print_explanation(store, prediction_id: str, *, png: Optional[Path] = None, 
 
     result = store.explain(prediction_id)
     console.print("[bold]Cypher[/] (kg.queries.EXPLAIN_PREDICTION):")
-    console.print(queries.EXPLAIN_PREDICTION.strip(), markup=False, highlight=False)
-    console.print(f"[bold]parameters[/]: {json.dumps({'prediction_id': prediction_id})}")
+    console.print(queries.EXPLAIN_PREDICTION.strip(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"[bold]parameters[/]: {json.dumps({'prediction_id': prediction_id})}", soft_wrap=True)
     if as_json:
         console.print_json(json.dumps(result.rows, default=str))
     else:
-        table = Table(*result.columns, title=f"{len(result.rows)} rows")
+        first = result.rows[0]
+        # prediction, score, finding and image are the same on every row: printed once, so the
+        # table keeps what varies (evidence ROI -> anatomy, attended node) readable at 80 columns
+        console.print(f"{len(result.rows)} rows; prediction score {first['score']:.3f} for "
+                      f"{first['finding']} on image {first['image']}", soft_wrap=True)
+        table = Table("ROI region", "evidence", "anatomy", "attended node", "attention")
         for row in result.rows:
-            table.add_row(*("" if row[c] is None else (f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]))
-                            for c in result.columns))
+            weight = row.get("evidence_weight")
+            attention = row.get("attention_weight")
+            table.add_row(str(row.get("region") or ""), "" if weight is None else f"{weight:.3f}",
+                          str(row.get("anatomy") or ""), str(row.get("attended") or ""),
+                          "" if attention is None else f"{attention:.3f}")
         console.print(table)
     if png is not None:
         console.print(f"subgraph picture: {draw_explanation(result.rows, png, title=prediction_id)}")

@@ -262,7 +262,7 @@ def test_cli_predict_persist_explain(tiny_run, store, graph_args, tmp_path):
     image = Path(config.train.data_root) / "test" / "images" / "phantom_2000000_000000.png"
     out = _cli("predict", str(result.train.checkpoint), str(image), "--explain", "--explanation-dir", str(tmp_path),
                *graph_args)
-    assert "MATCH (p:Prediction {id: $prediction_id})" in out and "evidence_weight" in out
+    assert "MATCH (p:Prediction {id: $prediction_id})" in out and "evidence_weight" in out and "attended node" in out
     top = store.run_read_query("MATCH (p:Prediction) RETURN p.id AS id ORDER BY p.score DESC, p.id LIMIT 1").rows
     prediction_id = top[0]["id"]
     assert store.explain(prediction_id).rows
