@@ -1,4 +1,5 @@
-"""Knowledge enrichment, alignment heads, losses, metrics and explanations (training to come)."""
+"""Knowledge enrichment, alignment heads, losses, metrics and explanations; training, evaluation and
+prediction live in ``train``, ``pipeline`` and ``inference``."""
 
 from anatomy_vlm.alignment.enrichment import EnrichmentConfig, KnowledgeEnrichment
 from anatomy_vlm.alignment.explanation import Explanation, FindingPrediction, Prediction, explain, to_provenance

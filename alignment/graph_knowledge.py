@@ -155,8 +155,8 @@ class KnowledgeEmbedder:
 
     # -- use ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _compute(self, ontology: Ontology) -> tuple[list[str], Tensor]:
-        data, index = to_hetero_data(ontology)
+    def _compute(self, ontology: Ontology, data, index) -> Tensor:
+        """The ``[N, D]`` table of one export (``to_hetero_data(ontology)``), rows in ``index.flat_ids()`` order."""
         unknown = sorted(set(index.node_ids) - set(self.gnn.node_types))
         if unknown:
             raise ValueError(f"the graph has node type(s) {unknown} the knowledge GNN was not fitted with "
@@ -172,7 +172,6 @@ class KnowledgeEmbedder:
         edge_weight = {et: data[et].edge_weight for et in edge_index}
         embeddings = self.gnn(x_dict, edge_index, edge_weight)["embeddings"]
         node_types = sorted(index.node_ids)
-        node_ids = [node_id for node_type in node_types for node_id in index.node_ids[node_type]]
         table = torch.cat([embeddings[node_type] for node_type in node_types], dim=0).float()  # [N, out_dim]
         if self.config.center:
             # Link-prediction pretraining and mean aggregation leave every node with a large shared
@@ -182,27 +181,19 @@ class KnowledgeEmbedder:
         if self.config.text_residual:
             text = torch.cat([x_dict[node_type] for node_type in node_types], dim=0).float()  # [N, text_dim]
             table = torch.cat([table, F.normalize(text, dim=-1)], dim=-1)  # [N, out_dim + text_dim]
-        return node_ids, table
+        return table
 
     def embed(self, ontology: Ontology, cache: EmbeddingCache | None = None) -> tuple[list[str], Tensor]:
         """``(node_ids, [N, D])`` for every concept of ``ontology``, rows in ``node_ids`` order.
 
         With ``cache``, the table is read from / written to it under the ontology's content hash.
         """
+        data, index = to_hetero_data(ontology)
+        node_ids = index.flat_ids()
         if cache is None:
-            return self._compute(ontology)
-        version = ontology.content_hash()
-        node_ids: list[str] = []
-
-        def compute() -> Tensor:
-            ids, table = self._compute(ontology)
-            node_ids.extend(ids)
-            return table
-
-        table = cache.get_or_compute(version, self.fingerprint, compute)
-        if not node_ids:  # a cache hit: the row order is the export's, recomputed cheaply
-            _, index = to_hetero_data(ontology)
-            node_ids = [n for nt in sorted(index.node_ids) for n in index.node_ids[nt]]
+            return node_ids, self._compute(ontology, data, index)
+        table = cache.get_or_compute(ontology.content_hash(), self.fingerprint,
+                                     lambda: self._compute(ontology, data, index))
         if table.shape[0] != len(node_ids):
             raise ValueError(f"cached embeddings have {table.shape[0]} rows, the graph {len(node_ids)} nodes")
         return node_ids, table

@@ -115,6 +115,8 @@ def predict_command(
     from anatomy_vlm.alignment.pictures import draw_prediction
     from anatomy_vlm.encoder.io import read_image
 
+    persist = persist or explain_top
+
     def report(predictor, store=None) -> None:
         reads = [read_image(path) for path in images]
         predictions = predictor.predict([r.image for r in reads], [p.stem for p in images], top_k=top_k)
@@ -146,7 +148,6 @@ def predict_command(
                     png = explanation_dir / f"{path.stem}_explanation.png" if explanation_dir else None
                     print_explanation(store, top, png=png)
 
-    persist = persist or explain_top
     if persist or from_graph:
         with open_store(uri, user, password, database, graph_path) as store:
             predictor = Predictor.from_checkpoint(checkpoint, store=store, variant=variant)

@@ -86,14 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     lines.append("- Lowest AP@0.5 regions: " + ", ".join(f"{r.name} {fmt(r.ap50)} (IoU {fmt(r.mean_iou)})" for r in worst) + ".")
 
     if args.study:
-        study_config = config
-        if args.study_steps:
-            study_config = replace(config, train=replace(config.train, steps_per_stage=tuple(
-                int(s) for s in args.study_steps.split(",")), segmentation_steps=0))
-        else:
-            study_config = replace(config, train=replace(config.train, segmentation_steps=0))
-        study_config = replace(study_config, train=replace(study_config.train,
-                                                           out_dir=str(Path(config.train.out_dir) / "study")))
+        steps = tuple(int(s) for s in args.study_steps.split(",")) if args.study_steps else config.train.steps_per_stage
+        study_config = replace(config, train=replace(config.train, steps_per_stage=steps, segmentation_steps=0,
+                                                     out_dir=str(Path(config.train.out_dir) / "study")))
         started = time.perf_counter()
         rows = variant_study(study_config)
         study_minutes = (time.perf_counter() - started) / 60
@@ -126,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
               f"- Date: {utc_now()}",
               f"- Machine: {machine()}",
               f"- Python {sys.version.split()[0]}, torch {torch.__version__}, threads {torch.get_num_threads()}",
-              f"- Command: `.venv/bin/python benchmarks/train_phantom.py {shlex.join(argv or sys.argv[1:])}`".replace(" `", " `", 1),
+              f"- Command: `.venv/bin/python benchmarks/train_phantom.py {shlex.join(argv or sys.argv[1:])}`",
               ""]
     text = "\n".join(lines)
     print(text)

@@ -59,6 +59,11 @@ class GraphIndex:
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.node_ids.values())
 
+    def flat_ids(self) -> list[str]:
+        """Every node id, node types in sorted order and rows in order: the order of a table that
+        stacks the per-type tensors (``KnowledgeGraphEncoder``'s ``flat`` output)."""
+        return [node_id for node_type in sorted(self.node_ids) for node_id in self.node_ids[node_type]]
+
 
 def to_hetero_data(ontology: Ontology):
     """``(HeteroData, GraphIndex)``.
