@@ -26,7 +26,7 @@ e2e-deps:
 # Builds the ontology from its curated sources and the open data in packages (printing the build
 # log and the coverage report), syncs it into the embedded graph (no server needed), and prints the
 # knowledge neighbourhood of three regions: their PART_OF ancestors and the findings located there.
-# Then the model: trains the tiny aligner on phantoms once (alignment/configs/demo.yaml; later runs
+# Then the model: trains the tiny aligner on phantoms once (training/configs/demo.yaml; later runs
 # reuse runs/demo/checkpoint.pt), predicts a phantom of the test split against the graph, writes
 # the provenance to the embedded graph and prints the Cypher that explains the top finding with
 # its rows; the overlay and the explanation subgraph are saved as PNGs under runs/demo/.
@@ -39,7 +39,7 @@ demo: install
 	$(CLI) kg neighbourhood "right upper lung zone" "right costophrenic angle" "cardiac silhouette"
 	$(CLI) kg query "MATCH (f:Finding {variant: 'canonical'})-[r:LOCATED_IN]->(a:Anatomy) WHERE r.source = 'padchest' RETURN f.name AS finding, a.name AS region, r.count AS reports, round(r.weight * 100) / 100 AS weight ORDER BY reports DESC LIMIT 8"
 	$(CLI) data phantom --n 16 --seed 2000000 --out .anatomy-vlm/phantom --contact-sheet .anatomy-vlm/phantom/contact_sheet.png
-	test -f $(DEMO_RUN)/checkpoint.pt || $(CLI) train alignment/configs/demo.yaml --out-dir $(DEMO_RUN)
+	test -f $(DEMO_RUN)/checkpoint.pt || $(CLI) train training/configs/demo.yaml --out-dir $(DEMO_RUN)
 	$(CLI) predict $(DEMO_RUN)/checkpoint.pt $(DEMO_IMAGE) --explain --overlay-dir $(DEMO_RUN) --explanation-dir $(DEMO_RUN)
 
 # Resolves Neo4j Community 5.26 from Maven Central, starts it on loopback, runs the whole suite

@@ -13,11 +13,11 @@ from torch import Tensor, nn
 class EnrichmentConfig:
     """Sizes of ``KnowledgeEnrichment``."""
 
-    dim: int = 768  # region feature width D (queries and output)
-    heads: int = 8  # attention heads; must divide ``dim``
-    node_dim: int | None = None  # node embedding width D_n; None means equal to ``dim``
-    mlp_ratio: float = 4.0  # hidden width of the feed-forward block, as a multiple of ``dim``; 0 drops it
+    heads: int = 4  # attention heads; must divide the region width
+    mlp_ratio: float = 2.0  # hidden width of the feed-forward block, as a multiple of the region width; 0 drops it
     dropout: float = 0.0  # dropout on attention weights and on both residual branches
+    dim: int | None = None  # region feature width D (queries and output); wired by the model factory
+    node_dim: int | None = None  # node embedding width D_n; wired by the factory from the knowledge
 
 
 class KnowledgeEnrichment(nn.Module):
@@ -77,6 +77,8 @@ class KnowledgeEnrichment(nn.Module):
 
     @classmethod
     def from_config(cls, config: EnrichmentConfig) -> "KnowledgeEnrichment":
+        if config.dim is None:
+            raise ValueError("EnrichmentConfig.dim must be set (the model factory wires it)")
         return cls(config.dim, config.heads, node_dim=config.node_dim, mlp_ratio=config.mlp_ratio,
                    dropout=config.dropout)
 

@@ -17,10 +17,7 @@ COMBINES = ("mix", "logsumexp")  # how the pooled region score and the global CL
 class HeadsConfig:
     """Sizes and choices of ``AlignmentHeads``."""
 
-    region_dim: int = 768  # width of the (enriched) region features
-    image_dim: int = 768  # width of the CLS feature
-    node_dim: int = 384  # width of the finding-node embeddings (GNN or text encoder output)
-    embed_dim: int = 256  # joint space E
+    embed_dim: int = 128  # joint space E
     init_logit_scale: float = math.log(10.0)  # log of the initial cosine temperature
     max_logit_scale: float = math.log(100.0)  # clamp on the log scale, as CLIP does
     init_logit_bias: float = -5.0  # shared scalar bias; negative for rare positives in multi-label BCE
@@ -28,6 +25,9 @@ class HeadsConfig:
     init_pool_scale: float = 1.0  # initial softmax-pooling temperature (multiplies the region logits)
     combine: str = "mix"  # "mix": learned convex mix of pooled and global; "logsumexp": a smooth max
     restrict_to_located: bool = False  # pool a finding only over regions whose neighbourhood holds it
+    region_dim: int | None = None  # width of the (enriched) region features; wired by the model factory
+    image_dim: int | None = None  # width of the CLS feature; wired by the model factory
+    node_dim: int | None = None  # width of the finding-node embeddings; wired from the knowledge
 
 
 class AlignmentHeads(nn.Module):
@@ -96,6 +96,8 @@ class AlignmentHeads(nn.Module):
 
     @classmethod
     def from_config(cls, config: HeadsConfig) -> "AlignmentHeads":
+        if None in (config.region_dim, config.image_dim, config.node_dim):
+            raise ValueError("HeadsConfig.region_dim, image_dim and node_dim must be set (the model factory wires them)")
         return cls(config.region_dim, config.image_dim, config.node_dim, config.embed_dim,
                    init_logit_scale=config.init_logit_scale, max_logit_scale=config.max_logit_scale,
                    init_logit_bias=config.init_logit_bias, pooling=config.pooling,

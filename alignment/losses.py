@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anatomy_vlm.encoder.roi import box_cxcywh_to_xyxy  # one set of box helpers, shared with the decoder
+from anatomy_vlm.encoder.box_ops import box_cxcywh_to_xyxy, elementwise_generalized_box_iou
 
 __all__ = [
     "LOSS_TERMS",
@@ -58,10 +58,8 @@ __all__ = [
     "AlignmentCriterion",
     "AlignmentLossConfig",
     "anatomy_loss",
-    "box_cxcywh_to_xyxy",
     "build_criterion",
     "default_weight_dict",
-    "elementwise_generalized_box_iou",
     "fine_loss",
     "global_loss",
     "pooled_loss",
@@ -87,32 +85,6 @@ def default_weight_dict() -> dict[str, float]:
     """DETR's box weights (L1 5, GIoU 2) and 1 for every other term."""
     return {"box_l1_loss": 5.0, "box_giou_loss": 2.0, "presence_loss": 1.0,
             "global_loss": 1.0, "fine_loss": 1.0, "pooled_loss": 1.0, "kg_loss": 1.0}
-
-
-# ----------------------------------------------------------------------------------------------
-# Box helpers
-# ----------------------------------------------------------------------------------------------
-
-def elementwise_generalized_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
-    """Generalized IoU of matching pairs (not all pairs): ``[N, 4]`` xyxy, ``[N, 4]`` xyxy -> ``[N]``.
-
-    GIoU = IoU - |C \\ (A u B)| / |C| with C the smallest box enclosing both (Rezatofighi et al.
-    2019). ``eps`` bounds the denominators so degenerate (zero-area) boxes stay finite; identical
-    boxes of positive area give 1.
-    """
-    area1 = (boxes1[:, 2] - boxes1[:, 0]).clamp(min=0) * (boxes1[:, 3] - boxes1[:, 1]).clamp(min=0)  # [N]
-    area2 = (boxes2[:, 2] - boxes2[:, 0]).clamp(min=0) * (boxes2[:, 3] - boxes2[:, 1]).clamp(min=0)  # [N]
-    lt = torch.maximum(boxes1[:, :2], boxes2[:, :2])  # [N, 2]
-    rb = torch.minimum(boxes1[:, 2:], boxes2[:, 2:])  # [N, 2]
-    wh = (rb - lt).clamp(min=0)  # [N, 2]
-    inter = wh[:, 0] * wh[:, 1]  # [N]
-    union = area1 + area2 - inter  # [N]
-    iou = inter / union.clamp(min=eps)
-    lt_c = torch.minimum(boxes1[:, :2], boxes2[:, :2])  # [N, 2]
-    rb_c = torch.maximum(boxes1[:, 2:], boxes2[:, 2:])  # [N, 2]
-    wh_c = (rb_c - lt_c).clamp(min=0)  # [N, 2]
-    enclosing = wh_c[:, 0] * wh_c[:, 1]  # [N]
-    return iou - (enclosing - union) / enclosing.clamp(min=eps)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The aligner: ViT -> anatomy decoder -> region features -> knowledge enrichment -> alignment heads.
 
-``AnatomyVLM`` is assembled from injected parts (DETR style; ``alignment.config.build_model`` is
+``AnatomyVLM`` is assembled from injected parts (DETR style; ``alignment.factory.build_model`` is
 the one place a configuration becomes these parts) and returns one flat dict holding everything
-``alignment.losses.AlignmentCriterion`` and ``alignment.explanation.explain`` read. It holds no
+``alignment.losses.AlignmentCriterion`` and ``alignment.postprocess.PostProcess`` read. It holds no
 per-finding parameter: the findings scored are whatever ``RegionKnowledge`` lists, so a finding
 added to the graph is scored by a trained model without retraining.
 
@@ -24,10 +24,11 @@ from torch import Tensor, nn
 
 from anatomy_vlm.alignment.enrichment import KnowledgeEnrichment
 from anatomy_vlm.alignment.heads import AlignmentHeads
-from anatomy_vlm.alignment.knowledge import RegionKnowledge
 from anatomy_vlm.encoder.anatomy_decoder import AnatomyDecoder
-from anatomy_vlm.encoder.roi import RegionFeature, box_cxcywh_to_xyxy
+from anatomy_vlm.encoder.box_ops import box_cxcywh_to_xyxy
+from anatomy_vlm.encoder.roi import RegionFeature
 from anatomy_vlm.encoder.vit import ViT
+from anatomy_vlm.knowledge import RegionKnowledge
 
 
 class AnatomyVLM(nn.Module):

@@ -1,9 +1,10 @@
-"""``anatomy-vlm``: one command, with subcommands per area (ontology, kg, data; the model's
-train / evaluate / predict / explain / study are in ``cli_model``).
+"""``anatomy-vlm``: one command, with subcommands per area (ontology, kg, data here; the model's
+train / evaluate / predict / explain / study in ``cli_model``; serve and api-key in ``cli_service``).
 
-Graph options are read in one place, ``build_graph_config``; every ``kg`` command takes
-``--uri`` (or ``NEO4J_URI``) for a server, and uses the embedded engine over ``--graph-path``
-(or ``ANATOMY_VLM_GRAPH``, default ``.anatomy-vlm/graph``) when no URI is given.
+Graph options are declared once, in ``cli_common.graph_command``: every command that touches the
+graph takes ``--uri`` (or ``NEO4J_URI``) for a server, and uses the embedded engine over
+``--graph-path`` (or ``ANATOMY_VLM_GRAPH``, default ``kg.DEFAULT_EMBEDDED_PATH``) when no URI is given.
+The command modules import ``cli_common``, never this module, so nothing imports in a cycle.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from anatomy_vlm import cli_model
+from anatomy_vlm.cli_common import VariantOption, console, error_console, graph_command, open_store
+from anatomy_vlm.cli_service import app as service_app
 from anatomy_vlm.exceptions import AnatomyVLMError
 
 app = typer.Typer(help="Anatomy-VLM KG: a knowledge-graph-centric vision-language model for chest X-rays.",
@@ -32,39 +35,6 @@ app.add_typer(kg_app, name="kg")
 data_app = typer.Typer(help="Imaging data: the phantom benchmark.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 kg_app.add_typer(variant_app, name="variant")
-
-console = Console()
-error_console = Console(stderr=True)
-
-# -- shared graph options ---------------------------------------------------------------------
-UriOption = typer.Option(None, "--uri", envvar="NEO4J_URI", help="bolt:// or neo4j:// URI of a server; omit for the embedded engine.")
-UserOption = typer.Option("neo4j", "--user", envvar="NEO4J_USER", help="User on the server.")
-PasswordOption = typer.Option(None, "--password", envvar="NEO4J_PASSWORD", help="Password on the server.")
-DatabaseOption = typer.Option(None, "--database", envvar="NEO4J_DATABASE", help="Database name (default: the server's).")
-GraphPathOption = typer.Option(Path(".anatomy-vlm/graph"), "--graph-path", envvar="ANATOMY_VLM_GRAPH",
-                               help="Data folder of the embedded engine.")
-VariantOption = typer.Option("canonical", "--variant", help="Knowledge variant to use.")
-
-
-def build_graph_config(uri: Optional[str], user: str, password: Optional[str], database: Optional[str], graph_path: Path):
-    from anatomy_vlm.kg import GraphConfig
-
-    return GraphConfig(uri=uri or None, user=user, password=password, database=database, embedded_path=graph_path)
-
-
-@contextmanager
-def open_store(uri, user, password, database, graph_path) -> Iterator:
-    from anatomy_vlm.kg import GraphConnection
-
-    config = build_graph_config(uri, user, password, database, graph_path)
-    where = config.uri or f"embedded engine at {config.embedded_path}"
-    with console.status(f"connecting to {where}"):
-        connection = GraphConnection(config).open()
-    try:
-        yield connection.store
-    finally:
-        connection.close()
-
 
 def _load_ontology(path: Optional[Path]):
     """An ontology from an OWL or JSON file, or a folder of curated sources; default: the built one."""
@@ -86,36 +56,36 @@ def _print_sync(report) -> None:
 
 # -- kg ---------------------------------------------------------------------------------------
 @kg_app.command("sync")
+@graph_command
 def kg_sync(
     owl: Optional[Path] = typer.Option(None, "--owl", help="OWL/JSON file or sources folder to sync (default: the built ontology)."),
     variant: str = VariantOption,
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Make a variant of the graph hold exactly the ontology (idempotent; one transaction)."""
     ontology = _load_ontology(owl)
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         with console.status(f"syncing {len(ontology.concepts)} concepts, {len(ontology.relations)} relations"):
             report = store.sync(ontology, variant)
     _print_sync(report)
 
 
 @kg_app.command("neighbourhood")
+@graph_command
 def kg_neighbourhood(
     regions: list[str] = typer.Argument(..., help="Anatomy ids, names or synonyms, e.g. 'right upper lung zone'."),
     variant: str = VariantOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a tree."),
     top: int = typer.Option(10, "--top", help="Findings shown per region, strongest first."),
     show_all: bool = typer.Option(False, "--all", help="Show every finding."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """The knowledge around each region: its PART_OF ancestors and the findings located there."""
     from dataclasses import asdict
 
     from anatomy_vlm.ontology import ConceptKind
 
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         ids = store.resolve(regions, variant, kind=ConceptKind.ANATOMY)
         neighbourhoods = store.neighbourhood(list(ids.values()), variant)
     if as_json:
@@ -150,14 +120,14 @@ def kg_neighbourhood(
 
 
 @kg_app.command("query")
+@graph_command
 def kg_query(
     cypher: str = typer.Argument(..., help="A read-only Cypher query."),
     param: list[str] = typer.Option([], "--param", "-p", help="Parameter NAME=JSON (or NAME=text), repeatable."),
     limit: int = typer.Option(100, "--limit", help="At most this many rows."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds before the query is cancelled."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Run read-only Cypher (writes and admin clauses are refused) and print the rows."""
     parameters = {}
@@ -169,7 +139,7 @@ def kg_query(
             parameters[name] = json.loads(raw)
         except json.JSONDecodeError:
             parameters[name] = raw
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         result = store.run_read_query(cypher, parameters, limit=limit, timeout_s=timeout)
     if as_json:
         console.print_json(json.dumps(result.rows, default=str))
@@ -184,6 +154,7 @@ def kg_query(
 
 # -- kg variant -------------------------------------------------------------------------------
 @variant_app.command("create")
+@graph_command
 def variant_create(
     name: str = typer.Argument(..., help="Name of the new variant."),
     base: str = typer.Option("canonical", "--from", help="Variant to start from."),
@@ -191,8 +162,7 @@ def variant_create(
                                      "drop-edge-type:TYPE, drop-edges:fraction=F,seed=S, shuffle-located-in:seed=S, "
                                      "data-driven-only, curated-only, add-concepts:FILE (see docs)."),
     owl: Optional[Path] = typer.Option(None, "--owl", help="Start from this OWL file instead of a variant."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Create a knowledge variant beside the others: --from (or --owl), then each --recipe in order."""
     from anatomy_vlm.ontology.variants import apply_recipes, parse_recipe
@@ -202,7 +172,7 @@ def variant_create(
             parse_recipe(spec)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--recipe") from error
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         start = _load_ontology(owl) if owl else store.read_ontology(base)
         ontology, description = apply_recipes(start, recipe) if recipe else (start, "")
         origin = f"from {owl}" if owl else f"copy of {base}"
@@ -213,17 +183,17 @@ def variant_create(
 
 
 @variant_app.command("diff")
+@graph_command
 def variant_diff(
     first: str = typer.Argument(..., help="Variant A."),
     second: str = typer.Argument(..., help="Variant B."),
     as_json: bool = typer.Option(False, "--json", help="Print the full comparison as JSON."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Compare two variants: concepts and relations added/removed/changed, per-type counts, LOCATED_IN overlap."""
     from anatomy_vlm.ontology.variants import compare_variants
 
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         a, b = store.read_ontology(first), store.read_ontology(second)
     comparison = compare_variants(a, b)
     if as_json:
@@ -243,15 +213,15 @@ def variant_diff(
 
 
 @variant_app.command("list")
+@graph_command
 def variant_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """List the knowledge variants with their versions and sizes."""
     from dataclasses import asdict
 
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         variants = store.list_variants()
     if as_json:
         console.print_json(json.dumps([asdict(v) for v in variants]))
@@ -263,31 +233,31 @@ def variant_list(
 
 
 @variant_app.command("delete")
+@graph_command
 def variant_delete(
     name: str = typer.Argument(..., help="Variant to delete."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Delete a variant's concepts, relations and record (one transaction)."""
     if not yes:
         typer.confirm(f"delete knowledge variant {name!r}?", abort=True)
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         removed = store.delete_variant(name)
     console.print(f"deleted variant {name!r} ({removed} concepts)")
 
 
 @variant_app.command("export")
+@graph_command
 def variant_export(
     name: str = typer.Argument(..., help="Variant to export."),
     out: Path = typer.Option(..., "--out", help="File to write: .owl, .graphml, .json (node-link) or .pt (HeteroData)."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Export a variant as OWL, GraphML, node-link JSON or a torch-geometric HeteroData file."""
     from anatomy_vlm.kg.export import save_export
 
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         ontology = store.read_ontology(name)
     save_export(ontology, out)
     console.print(f"wrote {out} ({len(ontology.concepts)} concepts, {len(ontology.relations)} relations)")
@@ -405,7 +375,7 @@ SyncOption = typer.Option(False, "--sync", help="Also rebuild and sync the graph
 
 
 @contextmanager
-def open_curator(sources, user, sync, uri, user_db, password, database, graph_path) -> Iterator:
+def open_curator(sources, curator, sync, graph) -> Iterator:
     """A Curator over the sources; with ``sync``, one that also rebuilds and syncs the graph."""
     import functools
 
@@ -417,11 +387,11 @@ def open_curator(sources, user, sync, uri, user_db, password, database, graph_pa
     sources = sources or DEFAULT_SOURCES_DIR
     validator = functools.partial(validate_ontology, reasoner=False)
     if not sync:
-        yield Curator(sources, user=user, validator=validator)
+        yield Curator(sources, user=curator, validator=validator)
         return
-    with open_store(uri, user_db, password, database, graph_path) as store:
+    with open_store(graph) as store:
         # The graph holds the built ontology; the build reads the sources the curator just wrote.
-        yield Curator(sources, user=user, validator=validator, store=store,
+        yield Curator(sources, user=curator, validator=validator, store=store,
                       publish=lambda _curated: build_ontology(sources)[0])
 
 
@@ -430,6 +400,7 @@ def _report_change(changed: bool, what: str) -> None:
 
 
 @ontology_app.command("add-concept")
+@graph_command
 def ontology_add_concept(
     concept_id: str = typer.Argument(..., help="New concept id, e.g. pleural_plaque."),
     kind: str = typer.Option(..., "--kind", help="Anatomy, Finding, Disease, Attribute or Device."),
@@ -438,19 +409,19 @@ def ontology_add_concept(
     definition: str = typer.Option("", "--definition", help="One-sentence definition."),
     code: list[str] = typer.Option([], "--code", help="SYSTEM:CODE, e.g. UMLS:C0032227 (repeatable)."),
     source: str = typer.Option("curated", "--source", help="Provenance of the concept."),
-    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
-    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
-    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, curator: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, graph=None,
 ) -> None:
     """Add a concept to the curated sources (validated and audited)."""
     from anatomy_vlm.ontology import Concept
 
     concept = Concept(concept_id, kind, name, tuple(synonym), definition, tuple(code), source)
-    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+    with open_curator(sources, curator, sync, graph) as curator:
         _report_change(curator.add_concept(concept, why=why), f"add concept {concept_id}")
 
 
 @ontology_app.command("add-edge")
+@graph_command
 def ontology_add_edge(
     rel_type: str = typer.Argument(..., help="PART_OF, IS_A, LOCATED_IN, SUGGESTS or HAS_ATTRIBUTE."),
     start: str = typer.Argument(..., help="Concept id the edge leaves."),
@@ -458,56 +429,55 @@ def ontology_add_edge(
     source: str = typer.Option("curated", "--source", help="Provenance of the edge."),
     weight: Optional[float] = typer.Option(None, "--weight", help="Normalised strength."),
     count: Optional[int] = typer.Option(None, "--count", help="Evidence count."),
-    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
-    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
-    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, curator: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, graph=None,
 ) -> None:
     """Add an edge to the curated sources (validated and audited)."""
     from anatomy_vlm.ontology import Relation
 
     relation = Relation(rel_type.upper(), start, end, source, weight, count)
-    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+    with open_curator(sources, curator, sync, graph) as curator:
         _report_change(curator.add_edge(relation, why=why), f"add {start} -[{relation.type.value}]-> {end}")
 
 
 @ontology_app.command("set")
+@graph_command
 def ontology_set(
     concept_id: str = typer.Argument(..., help="Concept to change."),
     field_name: str = typer.Argument(..., metavar="FIELD", help="name, synonyms, definition, codes, source or kind."),
     value: str = typer.Argument(..., help="New value; lists are '|'-separated."),
-    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
-    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
-    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, curator: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, graph=None,
 ) -> None:
     """Change one field of a concept (validated and audited)."""
-    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+    with open_curator(sources, curator, sync, graph) as curator:
         _report_change(curator.set(concept_id, field_name, value, why=why), f"set {concept_id}.{field_name}")
 
 
 @ontology_app.command("remove")
+@graph_command
 def ontology_remove(
     concept_id: str = typer.Argument(..., help="Concept to remove."),
     cascade: bool = typer.Option(False, "--cascade", help="Also remove the edges that reference it."),
-    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
-    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
-    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, curator: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, graph=None,
 ) -> None:
     """Remove a concept (refused while edges reference it, unless --cascade)."""
-    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+    with open_curator(sources, curator, sync, graph) as curator:
         _report_change(curator.remove(concept_id, why=why, cascade=cascade), f"remove {concept_id}")
 
 
 @ontology_app.command("remove-edge")
+@graph_command
 def ontology_remove_edge(
     rel_type: str = typer.Argument(..., help="Edge type."),
     start: str = typer.Argument(...), end: str = typer.Argument(...),
     source: str = typer.Option("curated", "--source", help="Provenance part of the edge's key."),
-    why: str = WhyOption, sources: Optional[Path] = SourcesOption, user: Optional[str] = UserNameOption,
-    sync: bool = SyncOption, uri: Optional[str] = UriOption, db_user: str = UserOption,
-    password: Optional[str] = PasswordOption, database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    why: str = WhyOption, sources: Optional[Path] = SourcesOption, curator: Optional[str] = UserNameOption,
+    sync: bool = SyncOption, graph=None,
 ) -> None:
     """Remove one edge, named by type, start, end and source."""
-    with open_curator(sources, user, sync, uri, db_user, password, database, graph_path) as curator:
+    with open_curator(sources, curator, sync, graph) as curator:
         _report_change(curator.remove_edge((rel_type.upper(), start, end, source), why=why),
                        f"remove {start} -[{rel_type.upper()}]-> {end}")
 
@@ -552,16 +522,8 @@ def data_phantom(
         console.print(f"contact sheet: {contact_sheet(manifest, sheet)}")
 
 
-def _register_commands() -> None:
-    # imported here: those modules take the shared options and console from this one
-    from anatomy_vlm import cli_model
-    from anatomy_vlm.cli_service import app as service_app
-
-    cli_model.register(app)
-    app.add_typer(service_app)  # serve, api-key
-
-
-_register_commands()
+cli_model.register(app)  # train, evaluate, predict, explain, study
+app.add_typer(service_app)  # serve, api-key
 
 
 def main() -> None:

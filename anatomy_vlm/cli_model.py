@@ -1,7 +1,7 @@
 """``anatomy-vlm train | evaluate | predict | explain | study``: the model's commands.
 
-Registered on the main app by ``anatomy_vlm.cli`` (``register``); graph options and the store are
-the main CLI's, so ``--uri`` or the embedded engine work the same way here.
+Registered on the main app by ``anatomy_vlm.cli`` (``register``). Graph options come from
+``cli_common.graph_command``, so ``--uri`` or the embedded engine work the same way here.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from anatomy_vlm.cli import (
-    DatabaseOption, GraphPathOption, PasswordOption, UriOption, UserOption, console, open_store,
-)
+from anatomy_vlm.cli_common import VariantOption, console, graph_command, open_store
 
 
-def _config(path: Path, data_root: Optional[Path], out_dir: Optional[Path], steps: Optional[str],
-            device: Optional[str], progress: bool):
-    from anatomy_vlm.alignment.config import load_config
+def build_run_config(path: Path, data_root: Optional[Path], out_dir: Optional[Path], steps: Optional[str],
+                     device: Optional[str], progress: bool):
+    """The one place the training options become a ``RunConfig`` (DETR's ``build_*(args)``)."""
+    from anatomy_vlm.training.config import load_config
 
     overrides: dict = {"progress": progress}
     if data_root is not None:
@@ -48,7 +47,7 @@ def _print_summary(summary: dict[str, float], title: str) -> None:
     console.print(table)
 
 
-ConfigArgument = typer.Argument(..., exists=True, dir_okay=False, help="A YAML config (alignment/configs/*.yaml).")
+ConfigArgument = typer.Argument(..., exists=True, dir_okay=False, help="A YAML config (training/configs/*.yaml).")
 DataRootOption = typer.Option(None, "--data-root", help="Folder of the phantom splits (overrides train.data_root).")
 OutDirOption = typer.Option(None, "--out-dir", help="Where the run writes (overrides train.out_dir).")
 StepsOption = typer.Option(None, "--steps", help="Steps of stages 1,2,3, e.g. 300,100,200 (overrides the config).")
@@ -65,9 +64,9 @@ def train_command(
     Writes metrics.csv, curve.png, checkpoint.pt, evaluation.json and eval_*.csv under train.out_dir.
     Launch with torchrun for DDP on GPUs.
     """
-    from anatomy_vlm.alignment.pipeline import run
+    from anatomy_vlm.training.run import run
 
-    config = _config(config_path, data_root, out_dir, steps, device, progress)
+    config = build_run_config(config_path, data_root, out_dir, steps, device, progress)
     result = run(config)
     console.print(f"checkpoint: {result.train.checkpoint}\ncurve: {result.train.curve_png}\n"
                   f"metrics: {result.train.metrics_csv}")
@@ -83,8 +82,8 @@ def evaluate_command(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Region mAP@0.5 / IoU, image AUC / BMAC / F1 / ECE, region-wise and zero-shot AUC of a checkpoint."""
-    from anatomy_vlm.alignment.pipeline import evaluate_checkpoint
     from anatomy_vlm.datasets.phantom.dataset import PhantomDataset
+    from anatomy_vlm.training.evaluation import evaluate_checkpoint
 
     report = evaluate_checkpoint(checkpoint, PhantomDataset(data), device=device)
     _print_summary(report.summary(), f"{data} ({report.n_images} images)")
@@ -92,6 +91,19 @@ def evaluate_command(
         console.print(f"evaluation: {report.write(out_dir)}")
 
 
+def print_record(record, title: str, show: int) -> None:
+    """One prediction record as a table: its most probable findings, their evidence regions and the
+    nodes the top region attended."""
+    table = Table("finding", "probability", "evidence regions", "most attended nodes",
+                  title=f"{title} (image {record.image_id}, graph {record.graph_version[:12]}, variant {record.variant})")
+    for prediction in record.ranked()[:show]:
+        regions = ", ".join(f"{region} {weight:.2f}" for region, weight in prediction.evidence)
+        nodes = ", ".join(n for n, _ in record.roi(prediction.evidence[0][0]).attention[:3]) if prediction.evidence else ""
+        table.add_row(prediction.finding_id, f"{prediction.score:.3f}", regions, nodes)
+    console.print(table)
+
+
+@graph_command
 def predict_command(
     checkpoint: Path = typer.Argument(..., exists=True, dir_okay=False, help="A checkpoint.pt from train."),
     images: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="DICOM, PNG or JPEG files."),
@@ -101,77 +113,63 @@ def predict_command(
     persist: bool = typer.Option(False, "--persist", help="Write the provenance (image, ROIs, predictions, evidence, attention) to the graph; implies --from-graph."),
     explain_top: bool = typer.Option(False, "--explain", help="After persisting, print the Cypher explaining each image's top finding and its rows; implies --persist."),
     explanation_dir: Optional[Path] = typer.Option(None, "--explanation-dir", help="With --explain, save each explanation subgraph as PNG here."),
-    variant: str = typer.Option("canonical", "--variant", help="Knowledge variant (with --from-graph / --persist)."),
+    variant: str = VariantOption,
     overlay_dir: Optional[Path] = typer.Option(None, "--overlay-dir", help="Save each image with its boxes and top findings as PNG here."),
-    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the prediction records as JSON."),
+    graph=None,
 ) -> None:
     """Predict findings with their evidence ROIs and attended graph nodes; optionally persist them."""
     import dataclasses
 
-    from anatomy_vlm.alignment.explanation import to_provenance
-    from anatomy_vlm.alignment.inference import Predictor
-    from anatomy_vlm.alignment.pictures import draw_prediction
+    from anatomy_vlm.alignment import Predictor
     from anatomy_vlm.encoder.io import read_image
+    from anatomy_vlm.training.pictures import draw_prediction
 
     persist = persist or explain_top
 
-    def report(predictor, store=None) -> None:
-        reads = [read_image(path) for path in images]
-        predictions = predictor.predict([r.image for r in reads], [p.stem for p in images], top_k=top_k)
-        for path, read, prediction in zip(images, reads, predictions):
-            record = None
+    def report(predictor: Predictor, store=None) -> None:
+        records = predictor.predict_files(images, top_k=top_k)
+        for path, record in zip(images, records):
             if store is not None:
-                from anatomy_vlm.alignment.inference import image_sha256
-
-                record = to_provenance(prediction, image_sha256(read.image))
                 store.write_provenance(record)
-            if overlay_dir is not None:
-                console.print(f"overlay: {draw_prediction(read.image, prediction, overlay_dir / f'{path.stem}.png')}")
+            if overlay_dir is not None:  # the picture is read again only for this optional drawing
+                overlay = draw_prediction(read_image(path).image, record, overlay_dir / f"{record.image_id}.png")
+                console.print(f"overlay: {overlay}")
             if as_json:
-                console.print_json(json.dumps(dataclasses.asdict(prediction)))
+                console.print_json(json.dumps(dataclasses.asdict(record)))
                 continue
-            table = Table("finding", "probability", "evidence regions", "most attended nodes",
-                          title=f"{path.name} (graph {prediction.graph_version[:12]}, variant {prediction.variant})")
-            for finding in prediction.predictions[:show]:
-                regions = ", ".join(f"{r} {w:.2f}" for r, w, _ in finding.top_regions)
-                first = finding.top_regions[0][0] if finding.top_regions else None
-                nodes = ", ".join(n for n, _ in finding.per_region_nodes.get(first, [])[:3]) if first else ""
-                table.add_row(finding.finding_id, f"{finding.probability:.3f}", regions, nodes)
-            console.print(table)
-            if record is not None:
-                top = record.prediction_id(prediction.predictions[0].finding_id)
+            print_record(record, path.name, show)
+            if store is not None:
+                top = record.prediction_id(record.ranked()[0].finding_id)
                 console.print(f"persisted; explain the top finding with:\n  anatomy-vlm explain '{top}'",
                               soft_wrap=True, markup=False, highlight=False)  # one copyable line
                 if explain_top:
-                    png = explanation_dir / f"{path.stem}_explanation.png" if explanation_dir else None
+                    png = explanation_dir / f"{record.image_id}_explanation.png" if explanation_dir else None
                     print_explanation(store, top, png=png)
 
     if persist or from_graph:
-        with open_store(uri, user, password, database, graph_path) as store:
-            predictor = Predictor.from_checkpoint(checkpoint, store=store, variant=variant)
-            report(predictor, store if persist else None)
+        with open_store(graph) as store:
+            report(Predictor.from_checkpoint(checkpoint, source=store, variant=variant), store if persist else None)
     else:
         report(Predictor.from_checkpoint(checkpoint))
 
 
+@graph_command
 def explain_command(
     prediction_id: str = typer.Argument(..., help="A persisted prediction id (<image>/<model>@<variant>/prediction/<finding>)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Save the explanation subgraph as a picture."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
-    uri: Optional[str] = UriOption, user: str = UserOption, password: Optional[str] = PasswordOption,
-    database: Optional[str] = DatabaseOption, graph_path: Path = GraphPathOption,
+    graph=None,
 ) -> None:
     """Print the Cypher that explains a prediction, its parameters, and its rows."""
-    with open_store(uri, user, password, database, graph_path) as store:
+    with open_store(graph) as store:
         print_explanation(store, prediction_id, png=png, as_json=as_json)
 
 
 def print_explanation(store, prediction_id: str, *, png: Optional[Path] = None, as_json: bool = False) -> None:
     """Run the named explanation query for ``prediction_id`` and print it, its parameters and rows."""
-    from anatomy_vlm.alignment.pictures import draw_explanation
     from anatomy_vlm.kg import queries
+    from anatomy_vlm.training.pictures import draw_explanation
 
     result = store.explain(prediction_id)
     console.print("[bold]Cypher[/] (kg.queries.EXPLAIN_PREDICTION):")
@@ -203,9 +201,9 @@ def study_command(
     arm: list[str] = typer.Option([], "--arm", help="Arms to run (default all: canonical, enrichment-off, shuffled)."),
 ) -> None:
     """Knowledge-variant study: the same training and evaluation per knowledge arm; a table out."""
-    from anatomy_vlm.alignment.pipeline import STUDY_ARMS, study_table, variant_study
+    from anatomy_vlm.training.study import STUDY_ARMS, study_table, variant_study
 
-    config = _config(config_path, data_root, out_dir, steps, device, progress)
+    config = build_run_config(config_path, data_root, out_dir, steps, device, progress)
     unknown = [a for a in arm if a not in STUDY_ARMS]
     if unknown:
         raise typer.BadParameter(f"unknown arm(s) {unknown}; known: {', '.join(STUDY_ARMS)}")
@@ -222,4 +220,4 @@ def register(app: typer.Typer) -> None:
     app.command("study")(study_command)
 
 
-__all__ = ["register"]
+__all__ = ["build_run_config", "print_explanation", "print_record", "register"]

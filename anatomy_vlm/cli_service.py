@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from anatomy_vlm.api.settings import DEFAULT_KEYS_FILE
+from anatomy_vlm.cli_common import console, graph_command
 
 app = typer.Typer(help="The HTTP service and its API keys.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of the service (stored hashed; the key is shown once).", no_args_is_help=True)
 app.add_typer(key_app, name="api-key")
-console = Console()
-
-DEFAULT_KEYS_FILE = Path(".anatomy-vlm/api-keys.json")
 KeysFileOption = typer.Option(DEFAULT_KEYS_FILE, "--keys-file", envvar="ANATOMY_VLM_KEYS_FILE",
                               help="JSON file holding the hashed API keys.")
 
@@ -31,29 +30,27 @@ def build_settings(**given):
 
 
 @app.command("serve")
+@graph_command
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained model (.pt); without it /predict is 503."),
-    uri: Optional[str] = typer.Option(None, "--uri", envvar="NEO4J_URI", help="bolt:// or neo4j:// URI; omit for the embedded engine."),
-    user: Optional[str] = typer.Option(None, "--user", envvar="NEO4J_USER", help="User on the server."),
-    password: Optional[str] = typer.Option(None, "--password", envvar="NEO4J_PASSWORD", help="Password on the server."),
-    database: Optional[str] = typer.Option(None, "--database", envvar="NEO4J_DATABASE", help="Database name."),
-    graph_path: Optional[Path] = typer.Option(None, "--graph-path", envvar="ANATOMY_VLM_GRAPH", help="Data folder of the embedded engine."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Knowledge variant to serve (default canonical)."),
     keys_file: Path = KeysFileOption,
     sources: Optional[Path] = typer.Option(None, "--sources", help="Curated ontology sources that curation edits."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Where curated-version snapshots are kept."),
     device: Optional[str] = typer.Option(None, "--device", help="torch device of the model (cpu, cuda, auto)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    graph=None,
 ) -> None:
     """Serve the API (and the web viewer at /) with uvicorn."""
     import uvicorn
 
     from anatomy_vlm.api.app import create_app
 
-    settings = build_settings(checkpoint=checkpoint, neo4j_uri=uri, neo4j_user=user, neo4j_password=password,
-                              neo4j_database=database, graph_path=graph_path, variant=variant, keys_file=keys_file,
+    settings = build_settings(checkpoint=checkpoint, neo4j_uri=graph.uri or "", neo4j_user=graph.user,
+                              neo4j_password=graph.password, neo4j_database=graph.database,
+                              graph_path=graph.embedded_path, variant=variant, keys_file=keys_file,
                               sources_dir=sources, state_dir=state_dir, device=device)
     if not settings.neo4j_uri:
         settings.neo4j_uri = None  # an empty NEO4J_URI means the embedded engine, as in the other commands

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from anatomy_vlm.ontology.model import ConceptKind, RelationType
 
-Box = list[float]  # [x1, y1, x2, y2] pixels of the uploaded image
+BoxJson = list[float]  # a typing.Box on the wire: [x1, y1, x2, y2] pixels of the uploaded image
 JsonValue = Any  # a cell of a Cypher row: null, bool, number, string, list or object
 
 
@@ -37,40 +37,45 @@ class ReadyOut(BaseModel):
 
 
 # -- predict -------------------------------------------------------------------------------------
-class RegionOut(BaseModel):
-    id: str
-    name: str
-    box: Box
-    presence: float
-
-
-class TopRegionOut(BaseModel):
-    region: str
-    weight: float
-    box: Box
-
-
+# Field for field the prediction record of ``anatomy_vlm.kg.provenance`` (what the CLI prints and
+# the graph stores): PredictOut = ProvenanceRecord, RegionOut = RegionOfInterest, FindingOut =
+# PredictionRecord; ``name`` fields, ``prediction_id`` and ``persisted`` are added for the reader.
 class NodeWeightOut(BaseModel):
     id: str
     name: str
     weight: float
 
 
+class RegionOut(BaseModel):
+    id: str = Field(description="the region (RegionOfInterest.region)")
+    name: str
+    anatomy_id: str = Field(description="the Anatomy node the ROI depicts")
+    box: BoxJson
+    presence: float = Field(description="presence / localisation confidence (RegionOfInterest.score)")
+    attention: list[NodeWeightOut] = Field(description="the graph nodes this region attended most, strongest first")
+
+
+class EvidenceWeightOut(BaseModel):
+    region: str
+    weight: float
+
+
 class FindingOut(BaseModel):
     finding_id: str
     name: str
-    probability: float
+    probability: float = Field(description="PredictionRecord.score")
     prediction_id: str = Field(description="graph id of the Prediction node; resolvable once persisted")
-    top_regions: list[TopRegionOut]
-    nodes: dict[str, list[NodeWeightOut]] = Field(description="top region -> its most attended graph nodes")
+    evidence: list[EvidenceWeightOut] = Field(description="the regions whose scores were pooled, heaviest first "
+                                                          "(their boxes are in regions)")
 
 
 class PredictOut(BaseModel):
-    image_id: str
+    image_id: str = Field(description="img-<first 16 hex of the pixels' sha256>: the same in the CLI and the graph")
     image_sha256: str
     width: int
     height: int
     model: str
+    run_id: str
     graph_version: str
     variant: str
     persisted: bool
@@ -82,7 +87,7 @@ class PredictOut(BaseModel):
 class EvidenceOut(BaseModel):
     region: str
     weight: float
-    box: Box
+    box: BoxJson
 
 
 class PredictionRecordOut(BaseModel):

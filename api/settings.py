@@ -13,10 +13,12 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from anatomy_vlm.kg.embedded import DEFAULT_EMBEDDED_PATH
 from anatomy_vlm.kg.types import DEFAULT_VARIANT
 from anatomy_vlm.ontology.sources_io import DEFAULT_SOURCES_DIR
 
 MiB = 1024 * 1024
+DEFAULT_KEYS_FILE = Path(".anatomy-vlm/api-keys.json")  # where `anatomy-vlm api-key` and the service keep the hashed keys
 
 
 class Settings(BaseSettings):
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
     neo4j_user: str = Field("neo4j", validation_alias=AliasChoices("neo4j_user", "NEO4J_USER"))
     neo4j_password: str | None = Field(None, validation_alias=AliasChoices("neo4j_password", "NEO4J_PASSWORD"))
     neo4j_database: str | None = Field(None, validation_alias=AliasChoices("neo4j_database", "NEO4J_DATABASE"))
-    graph_path: Path = Field(Path(".anatomy-vlm/graph"), validation_alias=AliasChoices("graph_path", "ANATOMY_VLM_GRAPH"))
+    graph_path: Path = Field(DEFAULT_EMBEDDED_PATH, validation_alias=AliasChoices("graph_path", "ANATOMY_VLM_GRAPH"))
     variant: str = DEFAULT_VARIANT  # knowledge variant the model scores against and curation publishes to
 
     # -- model -------------------------------------------------------------------------------------
@@ -36,7 +38,7 @@ class Settings(BaseSettings):
     predict_workers: int = Field(2, ge=1)  # predictions run at once; more wait (the timeout counts the wait)
 
     # -- auth and curation -------------------------------------------------------------------------
-    keys_file: Path = Path(".anatomy-vlm/api-keys.json")  # hashed API keys (anatomy-vlm api-key create)
+    keys_file: Path = DEFAULT_KEYS_FILE  # hashed API keys (anatomy-vlm api-key create)
     sources_dir: Path = DEFAULT_SOURCES_DIR  # curated ontology sources that curation edits
     audit_log: Path | None = None  # default: audit.jsonl inside sources_dir
     state_dir: Path = Path(".anatomy-vlm/api")  # curated-version snapshots for /versions/diff

@@ -157,21 +157,21 @@ class Result:
 
 def train_tiny_checkpoint(folder: Path) -> Path:
     """The tests' tiny aligner: 8 phantoms of 64 px, 4 steps (about 30 s on 2 cores)."""
-    from anatomy_vlm.alignment.config import load_config
-    from anatomy_vlm.alignment.graph_knowledge import KnowledgeConfig, KnowledgeEmbedder, build_region_knowledge
-    from anatomy_vlm.alignment.train import train
     from anatomy_vlm.datasets.phantom.dataset import PhantomDataset
     from anatomy_vlm.datasets.phantom.generate import generate_phantoms
+    from anatomy_vlm.knowledge import KnowledgeConfig, KnowledgeEmbedder, build_knowledge
     from anatomy_vlm.ontology.build import BUILT_OWL_PATH
     from anatomy_vlm.ontology.files import load_ontology
+    from anatomy_vlm.training.config import load_config
+    from anatomy_vlm.training.trainer import train
 
     generate_phantoms(8, folder / "ph", seed=0, size=64, progress=False)
-    cfg = load_config(str(REPO / "alignment/configs/tiny.yaml"), steps_per_stage=(2, 1, 1),
+    cfg = load_config(str(REPO / "training/configs/tiny.yaml"), steps_per_stage=(2, 1, 1),
                       out_dir=str(folder / "run"), progress=False)
     cfg.knowledge = KnowledgeConfig(text_encoder="hashing", pretrain_epochs=5, cache_dir="")
     ontology = load_ontology(BUILT_OWL_PATH)
     embedder = KnowledgeEmbedder.fit(ontology, cfg.knowledge)
-    result = train(cfg, build_region_knowledge(ontology, embedder), PhantomDataset(folder / "ph"),
+    result = train(cfg, build_knowledge(ontology, embedder), PhantomDataset(folder / "ph"),
                    embedder=embedder, ontology=ontology)
     return Path(result.checkpoint)
 
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if args.checkpoint is None:
             print("training a tiny checkpoint ...", flush=True)
-            checkpoint, note = train_tiny_checkpoint(work / "model"), "the tiny test checkpoint (alignment/configs/tiny.yaml, 4 steps)"
+            checkpoint, note = train_tiny_checkpoint(work / "model"), "the tiny test checkpoint (training/configs/tiny.yaml, 4 steps)"
         else:
             checkpoint, note = args.checkpoint, f"`{args.checkpoint}`"
         results = []

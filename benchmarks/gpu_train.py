@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from anatomy_vlm.alignment.config import build_model
-from anatomy_vlm.alignment.knowledge import RegionKnowledge
+from anatomy_vlm.alignment.factory import build_model
 from anatomy_vlm.alignment.losses import AlignmentCriterion, default_weight_dict
+from anatomy_vlm.knowledge import RegionKnowledge
 
 # This file runs as a script, so its own folder is on sys.path: the model, knowledge and report
 # helpers are the inference benchmark's, so both benchmarks measure the same thing.
@@ -123,7 +123,8 @@ def run_size(preset: str, size: int, batch: int, knowledge: RegionKnowledge, dev
              bf16: bool, warmup: int, steps: int, repeats: int, log) -> SizeResult:
     result = SizeResult(size=size, batch=batch)
     torch.manual_seed(SEED)
-    model = build_model(model_config(preset, size), knowledge).to(device).train()
+    config = model_config(preset, size)
+    model = build_model(config.model, config.preprocess, knowledge).to(device).train()
     result.params = count_params(model)
     knowledge = knowledge.to(device)
     criterion = AlignmentCriterion(default_weight_dict(), stage=3)
@@ -207,7 +208,7 @@ def section(args, results, device_name: str, peak: float | None, peak_source: st
     lines += [
         "",
         "How it was measured:",
-        f"- Model: {describe_config(model_config(args.preset, results[0].size))}; the position grid is built for each "
+        f"- Model: {describe_config(model_config(args.preset, results[0].size), args.preset)}; the position grid is built for each "
         "image size. `ModelConfig` defaults otherwise; dropout 0.",
         f"- Knowledge: the built ontology's {knowledge.num_regions} region neighbourhoods (up to "
         f"{knowledge.key_index.shape[1]} keys each), {knowledge.num_findings} scored findings, seeded random node "

@@ -27,7 +27,6 @@ test run, may share a server started by the same script). The results replace th
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import platform
 import random
@@ -47,7 +46,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from report import machine, write_section  # noqa: E402 (benchmarks/ is on sys.path)
+from report import machine, package_version, write_section  # noqa: E402 (benchmarks/ is on sys.path)
 
 from anatomy_vlm.kg import queries
 from anatomy_vlm.kg.backends import dialect_of_driver
@@ -602,21 +601,11 @@ def section(results: list[Result], args, command: str, started_at: str, generate
         lines.append(f"- {label}: {r.version}; {r.origin}")
     lines += [
         f"- Python {platform.python_version()}, neo4j driver {neo4j.__version__}, "
-        f"arcadedb-embedded {_package_version('arcadedb-embedded')}",
+        f"arcadedb-embedded {package_version('arcadedb-embedded')}",
         f"- Command: `{command}`",
         "",
     ]
     return "\n".join(lines)
-
-
-def _package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-
 
 
 def print_table(results: list[Result]) -> None:

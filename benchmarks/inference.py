@@ -50,17 +50,23 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from report import machine, markdown_table, print_table, utc_now, write_section  # noqa: E402 (benchmarks/ is on sys.path)
+from report import (  # noqa: E402 (benchmarks/ is on sys.path)
+    machine, markdown_table, package_version, print_table, utc_now, write_section,
+)
 
-from anatomy_vlm.alignment.config import ModelConfig, build_model, load_config
-from anatomy_vlm.alignment.knowledge import RegionKnowledge
+from anatomy_vlm.alignment.config import AlignerConfig, ModelConfig
+from anatomy_vlm.alignment.factory import build_model
 from anatomy_vlm.alignment.model import AnatomyVLM
+from anatomy_vlm.encoder.configs import AnatomyDecoderConfig, ViTConfig
+from anatomy_vlm.knowledge import FixedEmbeddings, RegionKnowledge
+from anatomy_vlm.knowledge import build_knowledge as build_region_knowledge
 from anatomy_vlm.ontology.build import BUILT_OWL_PATH
 from anatomy_vlm.ontology.owl import load_owl
+from anatomy_vlm.training.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Inference throughput (benchmarks/inference.py)"
-TINY_CONFIG = REPO / "alignment" / "configs" / "tiny.yaml"
+TINY_CONFIG = REPO / "training" / "configs" / "tiny.yaml"
 PRESETS = ("tiny", "small", "base")
 PATCH = 16
 NODE_DIM = 128  # width of the stand-in node embeddings (the GNN's output width in the tiny config's world)
@@ -83,43 +89,38 @@ def build_knowledge(node_dim: int = NODE_DIM, seed: int = SEED) -> RegionKnowled
     ontology = load_owl(BUILT_OWL_PATH)
     node_ids = [c.id for c in ontology.concepts]
     generator = torch.Generator().manual_seed(seed)
-    return RegionKnowledge.from_ontology(ontology, node_ids, torch.randn(len(node_ids), node_dim, generator=generator))
+    table = torch.randn(len(node_ids), node_dim, generator=generator)
+    return build_region_knowledge(ontology, FixedEmbeddings(node_ids, table))
 
 
-def model_config(preset: str, size: int) -> ModelConfig:
-    """``tiny``: the project's ``alignment/configs/tiny.yaml`` model; ``small``/``base``: ``ModelConfig``
-    defaults with that ViT and decoder preset; both at ``size`` px with 16 px patches."""
+def model_config(preset: str, size: int) -> AlignerConfig:
+    """``tiny``: the project's ``training/configs/tiny.yaml`` model; ``small``/``base``: ``ModelConfig``
+    defaults with that ViT and decoder preset; both at ``size`` px (the preprocessing's input and the
+    ViT's position grid) with 16 px patches."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if size <= 0 or size % PATCH:
         raise ValueError(f"image size must be a positive multiple of the patch size {PATCH}, got {size}")
-    overrides = {"image_size": size, "patch_size": PATCH}
     if preset == "tiny":
-        base = load_config(TINY_CONFIG).model
-        return replace(base, vit_overrides={**base.vit_overrides, **overrides})
-    return ModelConfig(vit_preset=preset, decoder_preset=preset, vit_overrides=overrides)
+        aligner = load_config(TINY_CONFIG).aligner
+    else:
+        aligner = AlignerConfig(model=ModelConfig(vit=ViTConfig.preset(preset), decoder=AnatomyDecoderConfig.preset(preset)))
+    model = replace(aligner.model, vit=replace(aligner.model.vit, image_size=size, patch_size=PATCH))
+    return replace(aligner, model=model, preprocess=replace(aligner.preprocess, image_size=size))
 
 
-def describe_config(config: ModelConfig) -> str:
-    vit, decoder = config.vit_config(), config.decoder_config(None)
-    return (f"ViT {config.vit_preset} (width {vit.width}, depth {vit.depth}, heads {vit.heads}, patch {vit.patch_size}), "
-            f"decoder {config.decoder_preset} (width {decoder.width}, depth {decoder.depth}), region_dim "
-            f"{config.region_dim}, enrichment heads {config.enrichment_heads} (mlp ratio {config.enrichment_mlp_ratio}), "
-            f"embed_dim {config.embed_dim}")
+def describe_config(config: AlignerConfig, preset: str) -> str:
+    """One line: the sizes of the ``preset`` model of ``config``."""
+    model = config.model
+    vit, decoder = model.vit, model.decoder
+    return (f"ViT {preset} (width {vit.width}, depth {vit.depth}, heads {vit.heads}, patch {vit.patch_size}), "
+            f"decoder {preset} (width {decoder.width}, depth {decoder.depth}), region_dim "
+            f"{model.region.out_dim}, enrichment heads {model.enrichment.heads} (mlp ratio {model.enrichment.mlp_ratio}), "
+            f"embed_dim {model.heads.embed_dim}")
 
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-
-
-
-
-
-
-
-
 
 
 def resolve_out(out: str) -> Path:
@@ -231,8 +232,8 @@ def build_arms(args, knowledge: RegionKnowledge, images: torch.Tensor) -> tuple[
     for preset in args.presets:
         config = model_config(preset, args.size)
         torch.manual_seed(SEED)
-        model: AnatomyVLM = build_model(config, knowledge).eval()
-        descriptions[preset] = describe_config(config)
+        model: AnatomyVLM = build_model(config.model, config.preprocess, knowledge).eval()
+        descriptions[preset] = describe_config(config, preset)
         params = count_params(model)
         flops_on = gflops_per_image(lambda x: model(x, knowledge), images[:1])
         flops_off = gflops_per_image(lambda x: model(x, knowledge, enrich=False), images[:1])
@@ -362,10 +363,10 @@ def section(args, arms, results, descriptions, knowledge, command: str, started_
         "No explanation is built and nothing is written to a database. 'Enrichment off' is the same model with "
         "`enrich=False`.",
         *(f"- `{p}`: {descriptions[p]}"
-          + (" (the model of `alignment/configs/tiny.yaml`, image size overridden)." if p == "tiny" else
+          + (" (the model of `training/configs/tiny.yaml`, image size overridden)." if p == "tiny" else
              " (`ModelConfig` defaults otherwise).") for p in args.presets),
         f"- Knowledge: the built ontology (`{BUILT_OWL_PATH.relative_to(REPO)}`, {len(knowledge.node_ids)} concepts) via "
-        f"`RegionKnowledge.from_ontology`: {knowledge.num_regions} regions with up to {knowledge.key_index.shape[1]} "
+        f"`knowledge.build_knowledge` over `FixedEmbeddings`: {knowledge.num_regions} regions with up to {knowledge.key_index.shape[1]} "
         f"keys each, {knowledge.num_findings} scored findings; node embeddings are seeded `torch.randn(N, "
         f"{knowledge.node_embeddings.shape[1]})` standing in for the GNN output (the values do not change the cost).",
         "- DenseNet-121: `torchxrayvision.models.DenseNet(weights=None)` (random weights, nothing downloaded; its "
@@ -390,20 +391,11 @@ def section(args, arms, results, descriptions, knowledge, command: str, started_
         "",
         f"- Date: {started_at}; run took {total_s:.0f} s",
         f"- Machine: {machine()}",
-        f"- Python {platform.python_version()}, torch {torch.__version__}, torchxrayvision {_version('torchxrayvision')}",
+        f"- Python {platform.python_version()}, torch {torch.__version__}, torchxrayvision {package_version('torchxrayvision')}",
         f"- Command: `{command}`",
         "",
     ]
     return "\n".join(lines)
-
-
-def _version(package: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

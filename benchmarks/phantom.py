@@ -35,20 +35,10 @@ from report import machine, write_section  # noqa: E402 (benchmarks/ is on sys.p
 from anatomy_vlm.datasets.phantom.findings import sample_findings
 from anatomy_vlm.datasets.phantom.generate import generate_phantoms, render_sample
 from anatomy_vlm.datasets.phantom.render import Exposure, PhantomRenderer, Pose, RenderConfig, load_phantom_volume
+from anatomy_vlm.encoder.box_ops import elementwise_box_iou
 from anatomy_vlm.ontology.seed import REGION_IDS
 
 SECTION = "## Phantom benchmark (benchmarks/phantom.py)"
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of paired boxes [N, 4] (x1, y1, x2, y2) -> [N]."""
-    x1 = torch.maximum(a[:, 0], b[:, 0])
-    y1 = torch.maximum(a[:, 1], b[:, 1])
-    x2 = torch.minimum(a[:, 2], b[:, 2])
-    y2 = torch.minimum(a[:, 3], b[:, 3])
-    inter = (x2 - x1).clamp_min(0) * (y2 - y1).clamp_min(0)
-    area = lambda t: (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp_min(1e-9)
 
 
 def throughput(size: int, n: int) -> dict[str, float]:
@@ -76,7 +66,7 @@ def resolution_check(poses: int) -> tuple[float, list[tuple[str, float]]]:
         pose, exposure = Pose.sample(rng), Exposure.sample(rng, small.config)
         _, boxes_small, present_small, *_ = render_sample(small, pose, exposure, [])
         _, boxes_large, present_large, *_ = render_sample(large, pose, exposure, [])
-        iou = box_iou(boxes_small * 2.0, boxes_large)
+        iou = elementwise_box_iou(boxes_small * 2.0, boxes_large)  # [29] paired boxes
         iou[~(present_small & present_large)] = 0.0
         ious.append(iou)
     per_region = torch.stack(ious).mean(dim=0)

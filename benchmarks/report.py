@@ -1,5 +1,5 @@
-"""What every benchmark script shares: the machine line, the date, and writing its own section
-of docs/benchmarks.md (the section headed by its ``## `` title; the others are left as they are).
+"""What every benchmark script shares: the machine line, the date, package versions, and writing
+its own section of docs/benchmarks.md (the section headed by its ``## `` title; the others are left as they are).
 
 The scripts are run as files (``.venv/bin/python benchmarks/x.py``), so their folder is on
 ``sys.path`` and ``from report import ...`` finds this module.
@@ -8,6 +8,7 @@ The scripts are run as files (``.venv/bin/python benchmarks/x.py``), so their fo
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import re
@@ -29,6 +30,14 @@ def machine() -> str:
     except (OSError, StopIteration, ValueError):
         pass
     return f"{os.cpu_count()} CPUs (os.cpu_count){memory}, {cpu}, {platform.system()} {platform.release()}"
+
+
+def package_version(name: str) -> str:
+    """The installed version of the distribution ``name``, or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def utc_now() -> str:

@@ -1,7 +1,7 @@
 """The phantom training benchmark: one command trains and evaluates the tiny config, then (with
 ``--study``) the knowledge-variant study; writes its section of docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/train_phantom.py [--config alignment/configs/phantom-tiny.yaml]
+    .venv/bin/python benchmarks/train_phantom.py [--config training/configs/phantom-tiny.yaml]
         [--study] [--study-steps 600,150,300] [--out docs/benchmarks.md] [--no-write]
 
 Targets (issue 5), on the phantom test split, the tiny config trained by one command in <= 30
@@ -27,7 +27,7 @@ import torch
 from report import machine, utc_now, write_section  # noqa: E402 (benchmarks/ is on sys.path)
 
 SECTION = "## Phantom training (benchmarks/train_phantom.py)"
-DEFAULT_CONFIG = Path("alignment/configs/phantom-tiny.yaml")
+DEFAULT_CONFIG = Path("training/configs/phantom-tiny.yaml")
 TARGETS = {"map50": 0.8, "auc": 0.9, "heart_dice": 0.9, "minutes": 30.0}
 
 
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
 
-    from anatomy_vlm.alignment.config import load_config
-    from anatomy_vlm.alignment.pipeline import run, study_table, variant_study
+    from anatomy_vlm.training.config import load_config
+    from anatomy_vlm.training.run import run
+    from anatomy_vlm.training.study import study_table, variant_study
 
     torch.set_num_threads(os.cpu_count() or 1)
     config = load_config(args.config, progress=True)
@@ -103,16 +104,18 @@ def main(argv: list[str] | None = None) -> None:
                          f"({fmt(c['zero_shot_auc'])} vs {fmt(s['zero_shot_auc'])}); on region-wise AUC: "
                          f"{verdict(c['region_auc'] > s['region_auc'])} ({fmt(c['region_auc'])} vs {fmt(s['region_auc'])}).")
 
+    vit, decoder = config.model.vit, config.model.decoder
     lines += ["", "How it was measured:",
-              f"- Config `{args.config}`: ViT {config.model.vit_preset} {config.model.vit_overrides}, decoder "
-              f"{config.model.decoder_preset} {config.model.decoder_overrides}, {config.train.image_size} px, batch "
+              f"- Config `{args.config}`: ViT width {vit.width}, depth {vit.depth}, heads {vit.heads}, patch "
+              f"{vit.patch_size}; decoder width {decoder.width}, depth {decoder.depth}; "
+              f"{config.preprocess.image_size} px, batch "
               f"{config.train.batch_size}, steps {list(config.train.steps_per_stage)}, lr {config.train.lr} "
               f"({config.train.schedule}), knowledge: {config.knowledge.text_encoder} text encoder + "
               f"{config.knowledge.conv} GNN pretrained {config.knowledge.pretrain_epochs} epochs by link prediction.",
               f"- Phantom splits (train/val/test seeds {{0, 1000000, 2000000}}, never sharing an image): "
               f"{config.train.phantom_counts}; held-out findings (no label in training, scored zero-shot): "
               f"{list(config.train.holdout_findings)}.",
-              "- Metrics (alignment/metrics.py): mAP@0.5 over the 29 regions ranked by presence; macro AUC over the "
+              "- Metrics (training/metrics.py): mAP@0.5 over the 29 regions ranked by presence; macro AUC over the "
               "planted findings with labels in training; region-wise AUC pools every (image, finding) pair per region "
               "(present regions only) and averages regions; Dice of a MONAI UNETR-style decoder on the frozen and on "
               "the fine-tuned ViT, threshold 0.5.",

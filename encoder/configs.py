@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Size = tuple[int, int]  # (height, width)
+from anatomy_vlm.typing import Size
 
 _VIT_PRESETS: dict[str, dict[str, int]] = {
     "tiny": {"width": 192, "depth": 4, "heads": 3},
@@ -139,18 +139,20 @@ class AnatomyDecoderConfig:
 class RegionFeatureConfig:
     """The region feature (``anatomy_vlm.encoder.roi.RegionFeature``)."""
 
-    query_dim: int  # dimension of the decoder's query tokens
-    patch_dim: int  # dimension of the ViT patch (and CLS) tokens
-    out_dim: int  # dimension of the region feature it produces
+    out_dim: int = 192  # dimension of the region feature it produces (the enrichment and heads width)
     roi_output_size: int = 2  # RoI-align bins per side; the bins are averaged
     context: Literal["cls", "mean"] = "cls"  # global context: the CLS token or the mean patch token
     dropout: float = 0.0  # dropout before the output projection
     pixel_roi_size: int = 0  # >0: also the image's own pixels in the box (RoI-align, s x s) and the box geometry
+    query_dim: int | None = None  # width of the decoder's query tokens; wired by the model factory
+    patch_dim: int | None = None  # width of the ViT patch (and CLS) tokens; wired by the model factory
 
     def __post_init__(self) -> None:
         owner = "RegionFeatureConfig"
-        _check_positive(owner, query_dim=self.query_dim, patch_dim=self.patch_dim, out_dim=self.out_dim,
-                        roi_output_size=self.roi_output_size)
+        _check_positive(owner, out_dim=self.out_dim, roi_output_size=self.roi_output_size)
+        for name in ("query_dim", "patch_dim"):
+            if getattr(self, name) is not None:
+                _check_positive(owner, **{name: getattr(self, name)})
         _check_dropout(owner, self.dropout)
         if self.pixel_roi_size < 0:
             raise ValueError(f"{owner}.pixel_roi_size must be >= 0, got {self.pixel_roi_size}")

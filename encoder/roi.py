@@ -1,9 +1,6 @@
-"""Box conversions and region (RoI) features pooled from the ViT patch grid.
+"""Region (RoI) features pooled from the ViT patch grid.
 
-Box conventions (the same as ``encoder.transforms``): ``xyxy`` is ``(x1, y1, x2, y2)`` in
-continuous pixel-edge coordinates (``x`` from 0, the left edge of the first column, to ``W``);
-*normalised* boxes divide ``x`` by ``W`` and ``y`` by ``H``, so they lie in ``[0, 1]``. ``cxcywh``
-is ``(centre x, centre y, width, height)`` in the same units.
+Boxes follow ``encoder.box_ops`` (normalised ``xyxy`` here).
 
 :func:`region_features` RoI-aligns each normalised box on the patch grid (``aligned=True``, so
 grid coordinate 0 is the left edge of the first patch) and averages the
@@ -20,40 +17,8 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from anatomy_vlm.encoder.configs import RegionFeatureConfig, Size
-
-
-def box_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """``[..., 4]`` (cx, cy, w, h) -> ``[..., 4]`` (x1, y1, x2, y2)."""
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
-
-
-def box_xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
-    """``[..., 4]`` (x1, y1, x2, y2) -> ``[..., 4]`` (cx, cy, w, h)."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1)
-
-
-def _scale(image_hw: Size, like: torch.Tensor) -> torch.Tensor:
-    h, w = image_hw
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image size must be positive, got {image_hw!r}")
-    return torch.tensor([w, h, w, h], dtype=like.dtype, device=like.device)  # [4]
-
-
-def normalize_boxes(boxes: torch.Tensor, image_hw: Size) -> torch.Tensor:
-    """Pixel boxes ``[..., 4]`` (xyxy or cxcywh) of an ``(H, W)`` image -> normalised to ``[0, 1]``."""
-    if boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must be [..., 4], got shape {tuple(boxes.shape)}")
-    return boxes / _scale(image_hw, boxes)
-
-
-def denormalize_boxes(boxes: torch.Tensor, image_hw: Size) -> torch.Tensor:
-    """Normalised boxes ``[..., 4]`` (xyxy or cxcywh) -> pixels of an ``(H, W)`` image."""
-    if boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must be [..., 4], got shape {tuple(boxes.shape)}")
-    return boxes * _scale(image_hw, boxes)
+from anatomy_vlm.encoder.box_ops import Size, box_xyxy_to_cxcywh
+from anatomy_vlm.encoder.configs import RegionFeatureConfig
 
 
 def _check_grid_tokens(patches: torch.Tensor, grid: Size) -> None:
@@ -140,6 +105,8 @@ class RegionFeature(nn.Module):
         super().__init__()
         if not isinstance(config, RegionFeatureConfig):
             raise ValueError(f"config must be a RegionFeatureConfig, got {type(config).__name__}")
+        if config.query_dim is None or config.patch_dim is None:
+            raise ValueError("RegionFeatureConfig.query_dim and patch_dim must be set (the model factory wires them)")
         self.config = config
         self.norm_query = nn.LayerNorm(config.query_dim)
         self.norm_roi = nn.LayerNorm(config.patch_dim)

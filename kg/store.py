@@ -466,7 +466,7 @@ class GraphStore:
 
     def _write_provenance_in(self, tx: neo4j.Transaction, record: ProvenanceRecord) -> bool:
         """Run the writes; ``False`` when one matched fewer rows than given (the caller rolls back)."""
-        image = {"id": record.image_id, "sha256": record.image_sha256}
+        image = {"id": record.image_id, "sha256": record.image_sha256, "width": record.width, "height": record.height}
         tx.run(queries.WRITE_IMAGE, image=image).consume()
         tx.run(queries.DELETE_RUN, image_id=record.image_id, run_id=record.run_id).consume()
         run = {"run_id": record.run_id, "image_id": record.image_id}
@@ -543,6 +543,7 @@ class GraphStore:
             model, _, variant = run_id.rpartition("@")
             records.append(ProvenanceRecord(
                 image_id=image_id, image_sha256=image.get("sha256", ""),
+                width=int(image.get("width") or 0), height=int(image.get("height") or 0),
                 model=props.get("model", model), graph_version=props.get("graph_version", ""),
                 variant=props.get("variant", variant or DEFAULT_VARIANT),
                 rois=tuple(rois_by_run.get(run_id, ())), predictions=tuple(predictions_by_run.get(run_id, ())),

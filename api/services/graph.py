@@ -19,6 +19,7 @@ from anatomy_vlm.exceptions import (
     VariantError,
 )
 from anatomy_vlm.kg import queries
+from anatomy_vlm.kg.provenance import PredictionId
 from anatomy_vlm.ontology.model import ConceptKind, Ontology
 
 _MAX_DEPTH = 32  # nested lists/maps in a Cypher row deeper than this are shown as text
@@ -71,20 +72,20 @@ def run_cypher(runtime: Runtime, body: schemas.CypherIn) -> schemas.CypherOut:
 
 
 # -- stored predictions -------------------------------------------------------------------------
-def _split_prediction_id(prediction_id: str) -> tuple[str, str, str]:
-    """``<image_id>/<run_id>/prediction/<finding_id>`` -> its three parts; 404 when it has another form."""
-    head, sep, finding_id = prediction_id.rpartition("/prediction/")
-    image_id, slash, run_id = head.partition("/")
-    if not (sep and slash and image_id and run_id and finding_id):
-        raise ServiceError(404, f"no prediction with id {prediction_id!r} (ids read <image>/<run>/prediction/<finding>)")
-    return image_id, run_id, finding_id
+def _parse_prediction_id(prediction_id: str) -> PredictionId:
+    """The parts of a prediction id; 404 when it has another form (it cannot name a stored prediction)."""
+    try:
+        return PredictionId.parse(prediction_id)
+    except ValueError as error:
+        raise ServiceError(404, f"no prediction with id {prediction_id!r}: {error}") from error
 
 
 def get_prediction(runtime: Runtime, prediction_id: str) -> schemas.PredictionRecordOut:
-    image_id, run_id, finding_id = _split_prediction_id(prediction_id)
+    parsed = _parse_prediction_id(prediction_id)
+    image_id, finding_id = parsed.image_id, parsed.finding_id
     store = runtime.graph.store()
     for record in store.read_provenance(image_id):
-        if record.run_id != run_id:
+        if record.run_id != parsed.run_id:
             continue
         boxes = {roi.region: list(roi.box) for roi in record.rois}
         for prediction in record.predictions:
@@ -106,7 +107,7 @@ def _names(runtime: Runtime, store, variant: str) -> Ontology | None:
 
 def explain_prediction(runtime: Runtime, prediction_id: str) -> schemas.ExplanationOut:
     """The rows of ``queries.EXPLAIN_PREDICTION`` and the subgraph they describe."""
-    _, run_id, _ = _split_prediction_id(prediction_id)
+    parsed = _parse_prediction_id(prediction_id)
     store = runtime.graph.store()
     try:
         result = store.explain(prediction_id)
@@ -114,7 +115,7 @@ def explain_prediction(runtime: Runtime, prediction_id: str) -> schemas.Explanat
         raise ServiceError(503, str(error)) from error
     except GraphStoreError as error:
         raise ServiceError(404, f"no prediction with id {prediction_id!r}") from error
-    variant = run_id.rpartition("@")[2] or runtime.settings.variant
+    variant = parsed.variant or runtime.settings.variant
     ontology = _names(runtime, store, variant)
     nodes: dict[str, schemas.SubgraphNodeOut] = {}
     edges: dict[tuple[str, str, str], schemas.SubgraphEdgeOut] = {}

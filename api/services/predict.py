@@ -45,11 +45,6 @@ def write_provenance(runtime: Runtime, store, record) -> None:
             time.sleep(0.05 * attempt)
 
 
-def image_id_for(sha256: str) -> str:
-    """The provenance ``Image`` id of an image: its pixel hash, so re-predicting it replaces the run."""
-    return f"img-{sha256[:16]}"
-
-
 def spool_upload(source: BinaryIO, filename: str, content_type: str, folder: Path) -> tuple[Path, str]:
     """Copy the upload into a file the image readers can open; returns ``(path, kind)``."""
     source.seek(0)
@@ -74,8 +69,6 @@ def predict_upload(
     cancelled: threading.Event,
 ) -> schemas.PredictOut:
     """Check, decode and score one upload; with ``persist`` write its provenance (unless ``cancelled``)."""
-    from anatomy_vlm.alignment.explanation import to_provenance
-    from anatomy_vlm.alignment.inference import image_sha256
     from anatomy_vlm.encoder.io import read_image
 
     settings = runtime.settings
@@ -91,13 +84,11 @@ def predict_upload(
     if tuple(image.shape[1:]) != (header.height, header.width):
         raise ServiceError(422, f"{filename}: decoded {tuple(image.shape[1:])} pixels, the header said "
                                 f"{(header.height, header.width)}")
-    sha = image_sha256(image)
     with runtime.predict_slots:
         if cancelled.is_set():
             raise ServiceError(504, "prediction timed out while waiting for a free worker")
         predictor = runtime.model.current(runtime.graph)
-        prediction = predictor.predict([image], [image_id_for(sha)], top_k=top_k)[0]
-    record = to_provenance(prediction, sha)
+        record = predictor.predict([image], top_k=top_k)[0]
     store = runtime.graph.store()
     persisted = False
     if persist:
@@ -109,30 +100,30 @@ def predict_upload(
             raise ServiceError(409, f"provenance not written: {error} (the graph changed since the model's "
                                     "knowledge was built; retry)") from error
         persisted = True
-    ontology = runtime.ontologies.get(store, prediction.variant)
+    return predict_out(record, runtime.ontologies.get(store, record.variant), persisted=persisted,
+                       min_probability=min_probability)
+
+
+def predict_out(record, ontology, *, persisted: bool, min_probability: float = 0.0) -> schemas.PredictOut:
+    """The record, field for field, with concept names for the reader; findings most probable first."""
 
     def name(concept_id: str) -> str:
         return ontology[concept_id].name if concept_id in ontology else concept_id
 
     regions = [
-        schemas.RegionOut(id=region, name=name(region), box=list(box), presence=prediction.presence.get(region, 1.0))
-        for region, box in prediction.boxes.items()
+        schemas.RegionOut(id=roi.region, name=name(roi.anatomy_id), anatomy_id=roi.anatomy_id, box=list(roi.box),
+                          presence=roi.score,
+                          attention=[schemas.NodeWeightOut(id=n, name=name(n), weight=w) for n, w in roi.attention])
+        for roi in record.rois
     ]
     findings = [
-        schemas.FindingOut(
-            finding_id=p.finding_id,
-            name=name(p.finding_id),
-            probability=p.probability,
-            prediction_id=record.prediction_id(p.finding_id),
-            top_regions=[schemas.TopRegionOut(region=r, weight=w, box=list(b)) for r, w, b in p.top_regions],
-            nodes={region: [schemas.NodeWeightOut(id=n, name=name(n), weight=w) for n, w in nodes]
-                   for region, nodes in p.per_region_nodes.items()},
-        )
-        for p in prediction.predictions
-        if p.probability >= min_probability
+        schemas.FindingOut(finding_id=p.finding_id, name=name(p.finding_id), probability=p.score,
+                           prediction_id=record.prediction_id(p.finding_id),
+                           evidence=[schemas.EvidenceWeightOut(region=r, weight=w) for r, w in p.evidence])
+        for p in record.ranked() if p.score >= min_probability
     ]
     return schemas.PredictOut(
-        image_id=prediction.image_id, image_sha256=sha, width=header.width, height=header.height,
-        model=prediction.model, graph_version=prediction.graph_version, variant=prediction.variant,
+        image_id=record.image_id, image_sha256=record.image_sha256, width=record.width, height=record.height,
+        model=record.model, run_id=record.run_id, graph_version=record.graph_version, variant=record.variant,
         persisted=persisted, regions=regions, findings=findings,
     )

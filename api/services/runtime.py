@@ -71,8 +71,9 @@ class ModelHandle:
     """The ``Predictor`` and the graph version its knowledge was built from.
 
     When the served variant's version changes (a curator published a change), the knowledge is
-    rebuilt from the graph with the checkpoint's frozen embedder before the next prediction, so
-    what the model scores is what the graph holds (new findings included, zero-shot).
+    rebuilt from the graph with the checkpoint's frozen embedder before the next prediction
+    (``Predictor.refreshed``), so what the model scores is what the graph holds (new findings
+    included, zero-shot).
     """
 
     def __init__(self, settings: Settings):
@@ -82,13 +83,13 @@ class ModelHandle:
         self._lock = threading.Lock()
 
     def load(self, graph: GraphHandle) -> None:
-        from anatomy_vlm.alignment.inference import Predictor
+        from anatomy_vlm.alignment import Predictor
 
         if self.settings.checkpoint is None:
             return
         try:
             store = graph.store()
-            self.predictor = Predictor.from_checkpoint(self.settings.checkpoint, store=store,
+            self.predictor = Predictor.from_checkpoint(self.settings.checkpoint, source=store,
                                                        variant=self.settings.variant, device=self.settings.device)
             self.error = None
         except (AnatomyVLMError, ValueError, OSError, KeyError, RuntimeError) as error:
@@ -97,24 +98,15 @@ class ModelHandle:
 
     def current(self, graph: GraphHandle):
         """The predictor, its knowledge matching the graph's current version of the variant."""
-        from anatomy_vlm.alignment.graph_knowledge import cache_for, knowledge_from_store
-
         if self.predictor is None:
             if self.settings.checkpoint is not None and self.error and graph.error is None:
                 self.load(graph)  # the graph was down at start-up; try again
             if self.predictor is None:
                 raise ServiceError(503, f"no model loaded: {self.error}")
         store = graph.store()
-        version = store.version(self.settings.variant)
         with self._lock:
-            predictor = self.predictor
-            if version is not None and version != predictor.knowledge.graph_version:
-                knowledge = knowledge_from_store(store, predictor.embedder, self.settings.variant,
-                                                 region_ids=predictor.knowledge.region_ids,
-                                                 cache=cache_for(predictor.embedder.config))
-                predictor = predictor.with_knowledge(knowledge)
-                self.predictor = predictor
-        return predictor
+            self.predictor = self.predictor.refreshed(store)
+            return self.predictor
 
 
 @dataclass

@@ -444,7 +444,8 @@
     }
 
     const finding = state.selected >= 0 ? prediction.findings[state.selected] : null;
-    const highlighted = new Map((finding ? finding.top_regions : []).map((r) => [r.region, r]));
+    // a finding's evidence names regions; their boxes are the regions' own (one record, one box per ROI)
+    const highlighted = new Map((finding ? finding.evidence : []).map((r) => [r.region, r]));
     const showAll = $("show-all").checked || !finding;
     const showLabels = $("show-labels").checked;
     const labels = [];
@@ -606,17 +607,18 @@
       if (!nodes.has(id)) nodes.set(id, { id, label, name });
       return id;
     };
-    const regionName = (id) => (prediction.regions.find((r) => r.id === id) || {}).name || id.replace(/_/g, " ");
+    const regionOf = (id) => prediction.regions.find((r) => r.id === id) || {};
+    const regionName = (id) => regionOf(id).name || id.replace(/_/g, " ");
     const pid = add(finding.prediction_id || `prediction:${finding.finding_id}`, "Prediction",
       `${finding.name || finding.finding_id} ${percent(finding.probability)}`);
     add(finding.finding_id, "Finding", finding.name || finding.finding_id);
     edges.push({ source: pid, target: finding.finding_id, type: "PREDICTS", weight: null });
-    for (const top of finding.top_regions || []) {
+    for (const top of finding.evidence || []) {
       const roi = add(`roi:${top.region}`, "ROI", regionName(top.region));
       edges.push({ source: pid, target: roi, type: "EVIDENCE", weight: top.weight });
       add(top.region, "Anatomy", regionName(top.region));
       edges.push({ source: roi, target: top.region, type: "DEPICTS", weight: null });
-      for (const node of (finding.nodes || {})[top.region] || []) {
+      for (const node of regionOf(top.region).attention || []) {
         add(node.id, "Concept", node.name || node.id);
         edges.push({ source: roi, target: node.id, type: "ATTENDED", weight: node.weight });
       }

@@ -21,6 +21,8 @@ from anatomy_vlm.datasets.phantom.findings import NO_FINDING
 from anatomy_vlm.datasets.phantom.generate import MANIFEST
 from anatomy_vlm.datasets.phantom.render import PhantomError
 from anatomy_vlm.datasets.sample import REGION_IDS, XraySample
+from anatomy_vlm.encoder.io import read_image
+from anatomy_vlm.exceptions import ImageReadError
 
 
 class PhantomDataset(Dataset):
@@ -58,10 +60,11 @@ class PhantomDataset(Dataset):
 
     def __getitem__(self, index: int) -> XraySample:
         record = self.records[index]
-        pixels = self._read(record["image"])
-        if pixels.dtype != np.uint16:
-            raise PhantomError(f"{self.root / record['image']}: expected a 16-bit PNG, got {pixels.dtype}")
-        image = torch.from_numpy(pixels.astype(np.float32) / 65535.0)[None]  # [1, H, W]
+        # the project's one image reader, so a phantom read here is the tensor the CLI and API predict
+        try:
+            image = read_image(self.root / record["image"]).image  # [1, H, W]
+        except ImageReadError as e:
+            raise PhantomError(f"cannot read phantom image: {e}") from e
         masks = {name: torch.from_numpy(self._read(rel) > 127) for name, rel in record.get("masks", {}).items()}
         # A phantom's ground truth is exhaustive: a planted-finding id not listed for a region is a
         # known negative there (not "unknown"), so every region gets all of them.

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from anatomy_vlm.ontology.seed import REGION_IDS
+from anatomy_vlm.typing import Box  # (x1, y1, x2, y2) pixel edges
 
-Box = tuple[float, float, float, float]  # (x1, y1, x2, y2) pixel edges
 Masks = dict[str, torch.Tensor]  # name -> [H, W] bool
 
 APEX_FRACTION = 1 / 6  # apical zone = top 1/6 of the lung when the clavicle can't be used

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from anatomy_vlm.alignment.enrichment import EnrichmentConfig, KnowledgeEnrichment
-from anatomy_vlm.alignment.knowledge import RegionKnowledge, neighbourhoods_from_ontology, scored_finding_ids
+from anatomy_vlm.knowledge import (
+    FixedEmbeddings, RegionKnowledge, build_knowledge, region_neighbourhoods, scored_finding_ids,
+)
 from anatomy_vlm.exceptions import UnknownConceptError
 from anatomy_vlm.ontology.seed import REGION_IDS, seed_ontology
 
@@ -22,7 +24,7 @@ def ontology():
 def knowledge(ontology):
     torch.manual_seed(0)
     node_ids = [c.id for c in ontology.concepts]
-    return RegionKnowledge.from_ontology(ontology, node_ids, torch.randn(len(node_ids), NODE_DIM))
+    return build_knowledge(ontology, FixedEmbeddings(node_ids, torch.randn(len(node_ids), NODE_DIM)))
 
 
 def _module(**kw) -> KnowledgeEnrichment:
@@ -32,7 +34,7 @@ def _module(**kw) -> KnowledgeEnrichment:
 
 # -- knowledge ---------------------------------------------------------------------------------
 def test_neighbourhood_semantics(ontology):
-    hoods = neighbourhoods_from_ontology(ontology, ["right_costophrenic_angle", "carina"])
+    hoods = region_neighbourhoods(ontology, ["right_costophrenic_angle", "carina"])
     rcp = hoods["right_costophrenic_angle"]
     assert [(a.id, a.depth) for a in rcp.ancestors] == [
         ("right_lower_lung_zone", 1), ("right_lung", 2), ("lungs", 3), ("thorax", 4), ("body", 5)]
@@ -43,14 +45,14 @@ def test_neighbourhood_semantics(ontology):
     assert [(f.id, f.site) for f in rcp.findings] == sorted((f.id, f.site) for f in rcp.findings)
     assert "tracheal_deviation" in {f.id for f in hoods["carina"].findings}  # located in its parent
     with pytest.raises(UnknownConceptError):
-        neighbourhoods_from_ontology(ontology, ["pleural_effusion"])  # a Finding, not Anatomy
+        region_neighbourhoods(ontology, ["pleural_effusion"])  # a Finding, not Anatomy
 
 
 def test_knowledge_indices(ontology, knowledge):
     assert knowledge.key_index.shape[0] == len(REGION_IDS) == knowledge.key_mask.shape[0]
     assert knowledge.finding_ids == tuple(scored_finding_ids(ontology))
     assert knowledge.located_mask.shape == (len(REGION_IDS), knowledge.num_findings)
-    hoods = neighbourhoods_from_ontology(ontology)
+    hoods = region_neighbourhoods(ontology)
     for r, region in enumerate(REGION_IDS):
         assert knowledge.region_keys(r) == hoods[region].node_ids
         located = {knowledge.finding_ids[f] for f in knowledge.located_mask[r].nonzero().flatten().tolist()}
@@ -60,7 +62,7 @@ def test_knowledge_indices(ontology, knowledge):
 
 
 def test_knowledge_bad_arguments(ontology):
-    hoods = neighbourhoods_from_ontology(ontology)
+    hoods = region_neighbourhoods(ontology)
     node_ids = [c.id for c in ontology.concepts]
     with pytest.raises(ValueError, match="N = len"):
         RegionKnowledge.build(hoods, node_ids, torch.randn(3, 4), ["pneumonia"])
@@ -101,7 +103,7 @@ def test_only_neighbourhood_nodes_matter(knowledge):
 
 
 def test_empty_neighbourhood_passes_through(ontology):
-    hoods = neighbourhoods_from_ontology(ontology)
+    hoods = region_neighbourhoods(ontology)
     del hoods["abdomen"]  # a region with no neighbourhood at all
     node_ids = [c.id for c in ontology.concepts]
     knowledge = RegionKnowledge.build(hoods, node_ids, torch.randn(len(node_ids), NODE_DIM), ["pneumonia"])

@@ -7,7 +7,7 @@ import torch
 
 from anatomy_vlm.alignment.enrichment import KnowledgeEnrichment
 from anatomy_vlm.alignment.heads import AlignmentHeads, HeadsConfig
-from anatomy_vlm.alignment.knowledge import RegionKnowledge
+from anatomy_vlm.knowledge import FixedEmbeddings, build_knowledge
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Relation, RelationType
 from anatomy_vlm.ontology.seed import REGION_IDS, seed_ontology
 
@@ -125,7 +125,7 @@ def test_zero_shot_new_finding():
     torch.manual_seed(2)
     node_ids = [c.id for c in ontology.concepts]
     table = torch.randn(len(node_ids), NODE_DIM)
-    old = RegionKnowledge.from_ontology(ontology, node_ids, table)
+    old = build_knowledge(ontology, FixedEmbeddings(node_ids, table))
 
     new_id = "tracheal_foreign_body"
     grown = ontology.with_changes(
@@ -133,7 +133,7 @@ def test_zero_shot_new_finding():
                                               definition="An aspirated object lodged at the carina.", source="test")],
         relations=[*ontology.relations, Relation(RelationType.LOCATED_IN, new_id, "carina", "test")],
     ).validate()
-    new = RegionKnowledge.from_ontology(grown, [*node_ids, new_id], torch.cat([table, torch.randn(1, NODE_DIM)]))
+    new = build_knowledge(grown, FixedEmbeddings([*node_ids, new_id], torch.cat([table, torch.randn(1, NODE_DIM)])))
     assert new.num_findings == old.num_findings + 1 and new_id in new.finding_ids
     assert new.graph_version != old.graph_version
 

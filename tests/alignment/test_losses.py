@@ -12,13 +12,12 @@ from anatomy_vlm.alignment.losses import (
     AlignmentCriterion,
     AlignmentLossConfig,
     anatomy_loss,
-    box_cxcywh_to_xyxy,
     build_criterion,
     default_weight_dict,
-    elementwise_generalized_box_iou,
     fine_loss,
     global_loss,
 )
+from anatomy_vlm.encoder.box_ops import box_cxcywh_to_xyxy, elementwise_generalized_box_iou
 
 B, R, E, NF = 2, 3, 8, 5
 

@@ -7,13 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from anatomy_vlm.alignment.config import ModelConfig, build_model, config_from_dict, load_config
-from anatomy_vlm.alignment.knowledge import RegionKnowledge
+from anatomy_vlm.alignment.config import ModelConfig
+from anatomy_vlm.alignment.enrichment import EnrichmentConfig
+from anatomy_vlm.alignment.factory import build_model
 from anatomy_vlm.alignment.losses import AlignmentLossConfig, build_criterion
-from anatomy_vlm.kg.text_encoder import HashingTextEncoder, concept_text
+from anatomy_vlm.encoder.configs import RegionFeatureConfig
+from anatomy_vlm.knowledge import FixedEmbeddings, RegionKnowledge, build_knowledge
+from anatomy_vlm.knowledge.text_encoder import HashingTextEncoder, concept_text
 from anatomy_vlm.ontology.seed import REGION_IDS, seed_ontology
+from anatomy_vlm.training.config import RunConfig, load_config
 
-TINY_YAML = Path(__file__).resolve().parents[2] / "alignment" / "configs" / "tiny.yaml"
+TINY_YAML = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.yaml"
 NODE_DIM = 32
 
 
@@ -22,7 +26,7 @@ def make_knowledge(ontology=None, dim: int = NODE_DIM) -> RegionKnowledge:
     ontology = ontology if ontology is not None else seed_ontology()
     node_ids = [c.id for c in ontology.concepts]
     embeddings = HashingTextEncoder(dim=dim).encode([concept_text(c) for c in ontology.concepts])
-    return RegionKnowledge.from_ontology(ontology, node_ids, embeddings)
+    return build_knowledge(ontology, FixedEmbeddings(node_ids, embeddings))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,7 @@ def config():
 
 def _model(config, knowledge, seed=0):
     torch.manual_seed(seed)
-    return build_model(config.model, knowledge)
+    return build_model(config.model, config.preprocess, knowledge)
 
 
 def test_forward_keys_shapes_and_finite_grads(config, knowledge):
@@ -46,7 +50,7 @@ def test_forward_keys_shapes_and_finite_grads(config, knowledge):
     out = model(images, knowledge)
     b, r, f = 2, len(REGION_IDS), knowledge.num_findings
     k = knowledge.key_index.shape[1]
-    e = config.model.embed_dim
+    e = config.model.heads.embed_dim
     assert out["boxes"].shape == (b, r, 4) and out["boxes_xyxy"].shape == (b, r, 4)
     assert out["presence_logits"].shape == (b, r)
     assert out["region_embeddings"].shape == (b, r, e) and out["image_embedding"].shape == (b, e)
@@ -109,10 +113,10 @@ def test_bad_arguments(config, knowledge):
     with pytest.raises(ValueError):
         model(torch.rand(1, 1, 64, 64), "not knowledge")
     with pytest.raises(ValueError):
-        build_model(config.model)  # no knowledge and no node_dim
+        build_model(config.model, config.preprocess)  # no knowledge and no node_dim
     with pytest.raises(ValueError):
-        ModelConfig(region_dim=30, enrichment_heads=4)
+        ModelConfig(region=RegionFeatureConfig(out_dim=30), enrichment=EnrichmentConfig(heads=4))
     with pytest.raises(ValueError):
-        config_from_dict({"model": {"no_such_field": 1}})
+        RunConfig.from_dict({"model": {"no_such_field": 1}})
     with pytest.raises(ValueError):
-        config_from_dict({"train": {"steps_per_stage": [1, 2]}})
+        RunConfig.from_dict({"train": {"steps_per_stage": [1, 2]}})

@@ -39,20 +39,20 @@ def built_ontology():
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory, built_ontology) -> Path:
     """A tiny aligner trained for 4 steps on 8 phantoms (about 30 s on 2 cores)."""
-    from anatomy_vlm.alignment.config import load_config
-    from anatomy_vlm.alignment.graph_knowledge import KnowledgeConfig, KnowledgeEmbedder, build_region_knowledge
-    from anatomy_vlm.alignment.train import train
+    from anatomy_vlm.knowledge import KnowledgeConfig, KnowledgeEmbedder, build_knowledge
+    from anatomy_vlm.training.config import load_config
+    from anatomy_vlm.training.trainer import train
     from anatomy_vlm.datasets.phantom.dataset import PhantomDataset
     from anatomy_vlm.datasets.phantom.generate import generate_phantoms
 
     tmp = tmp_path_factory.mktemp("api-checkpoint")
     generate_phantoms(8, tmp / "ph", seed=0, size=64, progress=False)
     repo = Path(__file__).resolve().parents[2]
-    cfg = load_config(str(repo / "alignment/configs/tiny.yaml"), steps_per_stage=(2, 1, 1), out_dir=str(tmp / "run"),
+    cfg = load_config(str(repo / "training/configs/tiny.yaml"), steps_per_stage=(2, 1, 1), out_dir=str(tmp / "run"),
                       progress=False)
     cfg.knowledge = KnowledgeConfig(text_encoder="hashing", pretrain_epochs=5, cache_dir="")
     embedder = KnowledgeEmbedder.fit(built_ontology, cfg.knowledge)
-    knowledge = build_region_knowledge(built_ontology, embedder)
+    knowledge = build_knowledge(built_ontology, embedder)
     result = train(cfg, knowledge, PhantomDataset(tmp / "ph"), embedder=embedder, ontology=built_ontology)
     return Path(result.checkpoint)
 

@@ -18,6 +18,7 @@ DOCS = REPO / "docs" / "benchmarks.md"
 
 @pytest.mark.slow
 @pytest.mark.embedded
+@pytest.mark.timeout(900)  # the fixture's training, the engine and the server start, then a 600 s bound on the script
 def test_api_load_runs_and_reports(checkpoint):  # noqa: F811
     before = DOCS.read_text() if DOCS.exists() else None
     result = subprocess.run(

@@ -87,10 +87,11 @@ def test_write_section_replaces_only_its_own_section(tmp_path, monkeypatch):
 
 def test_model_config_sizes_and_rejects_bad_arguments(monkeypatch):
     inference = _load("inference", monkeypatch)
-    tiny = inference.model_config("tiny", 224).vit_config()
-    small = inference.model_config("small", 224).vit_config()
+    tiny_config, small_config = inference.model_config("tiny", 224), inference.model_config("small", 224)
+    tiny, small = tiny_config.model.vit, small_config.model.vit
     assert (tiny.width, tiny.image_hw, tiny.patch_size) == (192, (224, 224), 16)
     assert (small.width, small.depth, small.image_hw) == (384, 12, (224, 224))
+    assert tiny_config.preprocess.image_size == small_config.preprocess.image_size == 224  # the model's input
     with pytest.raises(ValueError, match="preset"):
         inference.model_config("huge", 224)
     with pytest.raises(ValueError, match="multiple"):

@@ -30,3 +30,21 @@ def test_fixed_label_order_and_size_mismatch():
         collate_samples([sample("a", {}), sample("b", {}, size=16)])
     with pytest.raises(ValueError, match="empty"):
         collate_samples([])
+
+
+def test_region_labels_over_fixed_ids_and_transform():
+    """Region labels become a [B, R, F] matrix over the given region and finding ids (NaN = unknown);
+    a transform brings samples of any size to one before stacking."""
+    from anatomy_vlm.encoder.preprocess import Preprocess, PreprocessConfig
+
+    a = XraySample(image=torch.rand(1, 8, 8), source="test", source_id="a",
+                   region_labels={"carina": {"pneumonia": 1.0, "not_scored": 1.0}, "abdomen": {"pneumonia": 0.0}})
+    b = sample("b", {"pneumonia": 0.0}, size=12)
+    batch = collate_samples([a, b], label_ids=["cardiomegaly", "pneumonia"], region_ids=["carina", "trachea"],
+                            transform=Preprocess(PreprocessConfig(image_size=16)).sample)
+    assert batch.images.shape == (2, 1, 16, 16) and batch.region_labels.shape == (2, 2, 2)
+    assert batch.region_ids == ["carina", "trachea"] and batch.label_ids == ["cardiomegaly", "pneumonia"]
+    assert batch.region_labels[0, 0, 1] == 1.0  # carina / pneumonia
+    known = ~torch.isnan(batch.region_labels)
+    assert int(known.sum()) == 1  # abdomen is not a row, not_scored not a column, b gives none
+    assert batch.image_labels[1, 1] == 0.0 and torch.isnan(batch.image_labels[0]).all()

@@ -7,14 +7,8 @@ import torch
 
 from anatomy_vlm.encoder.anatomy_decoder import AnatomyDecoder
 from anatomy_vlm.encoder.configs import AnatomyDecoderConfig, RegionFeatureConfig, ViTConfig
-from anatomy_vlm.encoder.roi import (
-    RegionFeature,
-    box_cxcywh_to_xyxy,
-    box_xyxy_to_cxcywh,
-    denormalize_boxes,
-    normalize_boxes,
-    region_features,
-)
+from anatomy_vlm.encoder.box_ops import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, denormalize_boxes, normalize_boxes
+from anatomy_vlm.encoder.roi import RegionFeature, region_features
 from anatomy_vlm.encoder.vit import ViT
 
 WIDTH = 48

@@ -407,8 +407,8 @@ def test_built_ontology_round_trips_owl_graph_export(store, tmp_path):
 
 def test_store_neighbourhood_equals_the_in_memory_one(store, seed):
     """The model builds its per-region keys in memory; they must match what the graph answers."""
-    from anatomy_vlm.alignment.knowledge import neighbourhoods_from_ontology
+    from anatomy_vlm.knowledge import region_neighbourhoods
     from anatomy_vlm.ontology.seed import REGION_IDS
 
     store.sync(seed)
-    assert store.neighbourhood(REGION_IDS) == neighbourhoods_from_ontology(seed, REGION_IDS)
+    assert store.neighbourhood(REGION_IDS) == region_neighbourhoods(seed, REGION_IDS)
