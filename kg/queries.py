@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from anatomy_vlm.exceptions import ReadOnlyQueryError
+from anatomy_vlm.kg import cypher_guard
 from anatomy_vlm.ontology.model import ConceptKind, RelationType
 
 CONCEPT = "Concept"
@@ -326,44 +326,13 @@ ORDER BY evidence_weight DESC, attention_weight DESC
 
 # --- read-only user queries --------------------------------------------------------------------
 
-# Clauses and keywords that write, administer or reach outside the graph. ``CALL`` is allowed
-# only for the read procedures listed below. The check runs on the text with string literals,
-# backticked names and comments blanked out, so a property value saying "DELETE" is fine.
-_WRITE_KEYWORDS = (
-    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "FOREACH", "LOAD",
-    "ALTER", "GRANT", "DENY", "REVOKE", "RENAME", "START", "STOP", "TERMINATE", "USE",
-    "ENABLE", "DEALLOCATE", "REALLOCATE", "IMPORT", "INSERT", "UPDATE", "UPSERT", "TRUNCATE",
-)
-READ_PROCEDURES = frozenset({
-    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
-    "db.schema.nodetypeproperties", "db.schema.reltypeproperties",
-})
-_MASK = re.compile(
-    r"'(?:[^'\\]|\\.)*'"  # single-quoted string
-    r'|"(?:[^"\\]|\\.)*"'  # double-quoted string
-    r"|`[^`]*`"  # backticked identifier
-    r"|//[^\n]*"  # line comment
-    r"|/\*.*?\*/",  # block comment
-    re.DOTALL,
-)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# The guard parses the query and allows only reading clauses, the read procedures and the
+# functions it lists (kg/cypher_guard.py says how and why); these names stay here for callers.
+READ_PROCEDURES = cypher_guard.READ_PROCEDURES
+READ_FUNCTIONS = cypher_guard.READ_FUNCTIONS
 
 
 def ensure_read_only(cypher: str) -> str:
-    """Return ``cypher`` unchanged if it only reads; raise ``ReadOnlyQueryError`` naming the clause."""
-    if not cypher.strip():
-        raise ReadOnlyQueryError("empty query")
-    masked = _MASK.sub(" ", cypher)
-    for match in _WORD.finditer(masked):
-        upper = match.group(0).upper()
-        if upper in _WRITE_KEYWORDS:
-            raise ReadOnlyQueryError(f"read-only queries may not use {upper}")
-        if upper == "CALL":
-            # A procedure name must follow CALL directly; anything else (a "{" subquery) is refused.
-            procedure = _WORD.match(masked[match.end():].lstrip())
-            name = procedure.group(0) if procedure else ""
-            if name.lower() not in READ_PROCEDURES:
-                raise ReadOnlyQueryError(
-                    f"read-only queries may CALL only {', '.join(sorted(READ_PROCEDURES))}; got {name or 'a subquery'}"
-                )
+    """Return ``cypher`` unchanged if it only reads; raise ``ReadOnlyQueryError`` naming what is refused."""
+    cypher_guard.check_read_only(cypher)
     return cypher
