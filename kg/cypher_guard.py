@@ -4,9 +4,10 @@ Every user query on the read-only path (``GraphStore.run_read_query``: ``POST /c
 viewer's Cypher tab, ``anatomy-vlm kg query``) passes :func:`check_read_only` before it reaches
 a server. The check has four steps, and a query must pass all of them:
 
-1. **Limits**, before any parsing: at most ``MAX_QUERY_CHARS`` characters and at most
-   ``MAX_NESTING`` levels of ``( [ {``, counted by one linear scan, so a 6,000-parentheses bomb is
-   refused in microseconds and never reaches a recursive parser (Neo4j's overflows on it).
+1. **Limits**, before any parsing: at most ``MAX_QUERY_CHARS`` characters, ``MAX_TOKENS``
+   tokens (the parse costs ~0.1 ms a token) and ``MAX_NESTING`` levels of ``( [ {``, counted by
+   one linear scan, so a 6,000-parentheses bomb is refused in milliseconds and never reaches a
+   recursive parser (Neo4j's overflows on it).
 2. **Lexical agreement with both servers.** A guard is only as good as its agreement with the
    server about where comments, strings and names end; the regex guard this replaces lost that
    (``//x\\r CALL { ... }``: Neo4j and ArcadeDB end a ``//`` comment at a lone ``\\r``). Probing
@@ -66,6 +67,7 @@ from anatomy_vlm.exceptions import ReadOnlyQueryError
 
 MAX_QUERY_CHARS = 20_000  # the viewer's longest useful query is ~1 KB; Neo4j's parser dies near 12 KB of '('
 MAX_NESTING = 32  # brackets ( [ { open at once; the project's deepest query uses 4
+MAX_TOKENS = 4_000  # words, literals and symbols; parsing costs ~0.1 ms each (NEIGHBOURHOOD has ~200)
 MAX_RANGE_ELEMENTS = 100_000  # range() with constant bounds; larger lists are refused
 
 # Procedures a reader may CALL (compared lower-case; Neo4j procedure names are case-insensitive).
@@ -165,6 +167,7 @@ class _Scan:
     literal_starts: dict[int, str]  # offset -> "string" | "name" for each string literal / `name`
     inside: bytearray  # 1 where a character belongs to a literal, a name or a comment (not its start)
     words: list[tuple[int, str]]  # (offset, word) of every bare word in code
+    tokens: int  # words, literals and symbols in code: what the parser's work grows with
 
 
 def check_read_only(cypher: str) -> CheckedQuery:
@@ -176,6 +179,8 @@ def check_read_only(cypher: str) -> CheckedQuery:
     if len(cypher) > MAX_QUERY_CHARS:
         raise ReadOnlyQueryError(f"query is {len(cypher):,} characters; read-only queries may have at most {MAX_QUERY_CHARS:,}")
     scan = _scan(cypher)
+    if scan.tokens > MAX_TOKENS:
+        raise ReadOnlyQueryError(f"query has about {scan.tokens:,} tokens; read-only queries may have at most {MAX_TOKENS:,}")
     try:
         parser = Parser(cypher, dialect="neo4j25")
         _agree(cypher, scan, parser)
@@ -198,6 +203,7 @@ def _scan(text: str) -> _Scan:
     literal_starts: dict[int, str] = {}
     words: list[tuple[int, str]] = []
     stack: list[str] = []
+    symbols = 0
     lower = text.lower()
     if "\\u" in lower:
         at = lower.index("\\u")
@@ -269,8 +275,11 @@ def _scan(text: str) -> _Scan:
                 stack.pop()
             elif ch == ";":
                 raise ReadOnlyQueryError(f"';' at {_where(text, i)}: send one statement, without a semicolon")
+            if not ch.isspace():
+                symbols += 1
             i += 1
-    return _Scan(literal_starts=literal_starts, inside=inside, words=words)
+    return _Scan(literal_starts=literal_starts, inside=inside, words=words,
+                 tokens=len(words) + len(literal_starts) + symbols)
 
 
 def _string_end(text: str, start: int) -> int:

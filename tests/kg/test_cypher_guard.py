@@ -14,7 +14,7 @@ import pytest
 
 from anatomy_vlm.exceptions import ReadOnlyQueryError
 from anatomy_vlm.kg import cypher_guard, queries
-from anatomy_vlm.kg.cypher_guard import MAX_NESTING, MAX_QUERY_CHARS, check_read_only
+from anatomy_vlm.kg.cypher_guard import MAX_NESTING, MAX_QUERY_CHARS, MAX_TOKENS, check_read_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -250,7 +250,7 @@ def test_deep_expressions_without_many_brackets_are_handled(bomb):
 
 
 def test_long_flat_expressions_are_walked_without_recursion():
-    check_read_only("RETURN " + " + ".join(["1"] * 4000) + " AS x")
+    check_read_only("RETURN " + " + ".join(["1"] * 1990) + " AS x")
 
 
 def test_query_length_is_capped():
@@ -259,8 +259,15 @@ def test_query_length_is_capped():
         check_read_only(long)
 
 
+def test_token_count_is_capped_before_parsing():
+    started = time.perf_counter()
+    with pytest.raises(ReadOnlyQueryError, match=f"at most {MAX_TOKENS:,}"):
+        check_read_only("RETURN [" + ",".join(["1"] * 5000) + "] AS x")
+    assert time.perf_counter() - started < 0.5
+
+
 def test_guard_is_fast_on_a_long_legitimate_query():
-    query = "MATCH (n:Concept) WHERE n.id IN [" + ", ".join(f"'c{i}'" for i in range(2000)) + "] RETURN n.id"
+    query = "MATCH (n:Concept) WHERE n.id IN [" + ", ".join(f"'c{i}'" for i in range(1900)) + "] RETURN n.id"
     assert len(query) < MAX_QUERY_CHARS
     started = time.perf_counter()
     check_read_only(query)
