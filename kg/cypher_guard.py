@@ -296,12 +296,15 @@ def _string_end(text: str, start: int) -> int:
 
 
 def _agree(text: str, scan: _Scan, parser: Parser) -> None:
-    """The parser's tokens must start where the scan sees code, and literals where it sees them."""
+    """The parser's tokens start where the scan sees code, literals where it sees them, and at
+    every bare word of the scan's code: the two readings of the text are the same."""
     seen = 0
+    starts = set()
     for token in parser.tokens:
         if token.kind is TokenKind.EOF:
             break
         at = token.position.offset
+        starts.add(at)
         kind = scan.literal_starts.get(at)
         if kind is not None:
             expected = TokenKind.STRING if kind == "string" else TokenKind.IDENT
@@ -312,6 +315,9 @@ def _agree(text: str, scan: _Scan, parser: Parser) -> None:
             raise ReadOnlyQueryError(f"the guard and the parser read the text at {_where(text, at)} differently")
     if seen != len(scan.literal_starts):
         raise ReadOnlyQueryError("the guard and the parser found different string literals or `names`")
+    for at, _ in scan.words:  # and no word of the scan's code may vanish inside a parser token
+        if at not in starts and not text[at - 1].isdigit():  # 1e5, 0x1F: the number's token starts earlier
+            raise ReadOnlyQueryError(f"the guard and the parser read the text at {_where(text, at)} differently")
 
 
 def _backstop(scan: _Scan) -> None:

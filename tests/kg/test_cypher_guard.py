@@ -278,3 +278,14 @@ def test_allow_lists_are_named_and_closed():
     assert "apoc.merge.node" not in cypher_guard.READ_PROCEDURES
     assert not any(f.startswith(("apoc.", "sql.", "dbms.", "db.")) for f in cypher_guard.READ_FUNCTIONS)
     assert queries.READ_PROCEDURES is cypher_guard.READ_PROCEDURES
+
+
+@pytest.mark.parametrize("scanned, parsed", [
+    ("RETURN 'CREATE' AS x", "RETURN  CREATE   AS x"),  # the parser sees code inside the scan's string
+    ("RETURN 1 AS x, y", "RETURN 'AS x, y'"),  # the parser's string swallows the scan's code
+])
+def test_a_disagreement_between_scan_and_parser_is_refused(scanned, parsed):
+    from cypherast.parser import Parser
+
+    with pytest.raises(ReadOnlyQueryError, match="differently"):
+        cypher_guard._agree(scanned, cypher_guard._scan(scanned), Parser(parsed, dialect="neo4j25"))

@@ -243,3 +243,26 @@ def guard_columns(cypher: str) -> list[str]:
 def test_servers_read_accepted_text_as_the_guard_does(seeded, cypher):
     store, _ = seeded
     assert store.run_read_query(cypher).columns == guard_columns(cypher)
+
+
+# -- what users run still runs ------------------------------------------------------------------
+def _project_queries():
+    from tests.kg.test_cypher_guard import makefile_demo_query, viewer_default_query
+
+    return {
+        "make_demo": (makefile_demo_query(), {}),
+        "viewer_default": (viewer_default_query(), {}),
+        "explain_prediction": (queries.EXPLAIN_PREDICTION, {"prediction_id": "img/run/prediction/cardiomegaly"}),
+        "neighbourhood": (queries.NEIGHBOURHOOD, {"variant": "canonical", "ids": ["right_costophrenic_angle"]}),
+        "labels": ("CALL db.labels() YIELD label RETURN label ORDER BY label", {}),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_project_queries()))
+def test_the_queries_users_run_pass_the_guard_and_run(seeded, name):
+    store, _ = seeded
+    cypher, parameters = _project_queries()[name]
+    result = store.run_read_query(cypher, parameters, limit=50)
+    # The seed has no PadChest edges (make demo syncs the built ontology) and no predictions.
+    if name not in ("make_demo", "explain_prediction"):
+        assert result.rows, name
