@@ -40,11 +40,11 @@ Why this parser. ``cypherast`` (PyPI, MIT, pure Python with no dependencies, a t
 openCypher 9 plus Neo4j 5/25: ``CALL { }`` with ``IN TRANSACTIONS``, ``COUNT { }``, ``EXISTS { }``,
 quantified paths, ``LOAD CSV`` as its own node, procedure calls as ``CallProcedure``) parses the
 project's queries in about a millisecond and has its own recursion-depth guard. Evaluated and
-rejected: ``antlr4-cypher`` 0.1.2 (BSD; one-off ANTLR build of the grammars-v4 Cypher grammar):
-its single-quoted string literal holds one character, unknown characters are silently hidden
-(``ERRCHAR -> channel(HIDDEN)``, exactly the kind of gap that caused this issue), ``1-2`` lexes as
-``1`` ``-2``, ``AS end`` and ``NEIGHBOURHOOD`` fail, no ``CALL { }``, and 50-250 ms per query
-in the Python ANTLR runtime; the openCypher grammar (Apache-2.0, only on PyPI inside
+rejected: ``antlr4-cypher`` 0.1.2 (BSD; a one-off 2025 ANTLR build of the grammars-v4 Cypher
+grammar, no releases since): it fails on the project's ``READ_RELATIONS`` (``AS end``) and
+``NEIGHBOURHOOD``, lexes ``1-2`` as ``1`` ``-2``, has no ``CALL { }``, takes 5-250 ms a query in
+the Python ANTLR runtime, and the grammar's current version silently hides unknown characters
+(``ERRCHAR -> channel(HIDDEN)``), the very kind of gap behind this issue; the openCypher grammar (Apache-2.0, only on PyPI inside
 ``cypherglot``, which drags in ``sqlglot``) has no ``CALL { }`` and rejects ``AS end``;
 ``cypher-guard`` (Neo4j field team, Rust) offers only ``is_read``/``is_write`` booleans, no tree
 to allow-list or name a clause with; ``cypher_validator`` pulls in spaCy, torch and OpenAI;
@@ -197,7 +197,7 @@ def check_read_only(cypher: str) -> CheckedQuery:
 
 # -- step 1 and 2: limits and the lexical scan -----------------------------------------------------
 def _scan(text: str) -> _Scan:
-    """One pass over the text: forbidden characters, nesting depth, literals, comments and words."""
+    """Two linear passes: forbidden characters, then literals, comments, words and bracket depth."""
     n = len(text)
     inside = bytearray(n)
     literal_starts: dict[int, str] = {}
@@ -238,7 +238,7 @@ def _scan(text: str) -> _Scan:
             if end == -1:
                 raise ReadOnlyQueryError(f"unterminated `name` starting at {_where(text, i)}")
             if "\\" in text[i:end]:
-                raise ReadOnlyQueryError(f"a backslash inside the `name` at {_where(text, i)} is refused (servers differ on it)")
+                raise ReadOnlyQueryError(f"a backslash inside the `name` at {_where(text, i)} is refused (some Cypher lexers read it as an escape)")
             literal_starts[i] = "name"
             inside[i + 1:end + 1] = b"\x01" * (end - i)
             i = end + 1
