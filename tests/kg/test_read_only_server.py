@@ -177,8 +177,25 @@ def test_byte_cap_truncates_while_streaming(guarded):
 
 
 def test_a_single_oversized_row_is_not_returned(guarded):
-    result = guarded.run_read_query("RETURN range(1, 200000) AS r", max_bytes=100_000)
+    """Refused before it is converted: converting a 3,000,000-element row alone took 25 s."""
+    started = time.monotonic()
+    result = guarded.run_read_query("RETURN range(1, 900000) AS r", max_bytes=100_000)
     assert result.truncated and result.rows == []
+    assert time.monotonic() - started < 10
+
+
+def test_byte_cap_counts_nodes_relationships_and_paths(guarded):
+    query = "MATCH p = (a:Concept)-[r]->(b:Concept) RETURN a, r, b, p, $text AS s LIMIT 40"
+    text = {"text": 'a "quoted"\tname, déjà vu'}
+    whole = guarded.run_read_query(query, text)
+    assert len(whole.rows) == 40 and not whole.truncated
+    def size(rows):
+        return sum(len(json.dumps(row, default=str, ensure_ascii=False).encode()) for row in rows)
+
+    cap = size(whole.rows[:10])
+    capped = guarded.run_read_query(query, text, max_bytes=cap)
+    assert capped.truncated and 0 < len(capped.rows) <= 10
+    assert size(capped.rows) <= cap
 
 
 @pytest.mark.neo4j
@@ -242,9 +259,10 @@ def test_embedded_engine_stops_a_long_query(short_engine):
     aborts = _engine_aborts(server)
     heavy = "MATCH (a:Concept), (b:Concept), (c:Concept) WHERE a.name + b.name + c.name = 'none' RETURN count(*) AS n"
     started = time.monotonic()
-    with pytest.raises(QueryTimeoutError):
+    with pytest.raises(QueryTimeoutError) as caught:
         store.run_read_query(heavy, timeout_s=10)
     answered = time.monotonic() - started
+    assert "connection closed" not in str(caught.value)  # the engine's own error, not the watchdog
     # The engine's own abort (3 s) comes before the 10 s timeout: it is the engine that stopped it.
     assert answered < 3 + GRACE_S
     deadline = time.monotonic() + 5
@@ -270,3 +288,35 @@ def test_embedded_watchdog_answers_at_the_callers_timeout(short_engine):
         time.sleep(0.1)
     assert _engine_aborts(server) == aborts + 1
     assert store.run_read_query("MATCH (c:Concept) RETURN count(c) AS n").rows == [{"n": 1500}]
+
+
+@pytest.mark.neo4j
+def test_neo4j_read_credentials_open_a_second_driver(neo4j_server, monkeypatch):
+    """``read_user``/``read_password`` (NEO4J_READ_USER/NEO4J_READ_PASSWORD) are used for user
+    queries on a server. Community has no roles, so the user is created here only to show which
+    user runs them; on Enterprise/Aura it is one with the ``reader`` role."""
+    from anatomy_vlm.api.settings import Settings
+
+    uri, user, password = neo4j_server
+    admin = neo4j.GraphDatabase.driver(uri, auth=(user, password))
+    try:
+        admin.execute_query("CREATE USER graph_reader IF NOT EXISTS SET PASSWORD 'reader-password-1' "
+                            "CHANGE NOT REQUIRED", database_="system")
+        config = Settings(neo4j_uri=uri, neo4j_user=user, neo4j_password=password,
+                          neo4j_read_user="graph_reader", neo4j_read_password="reader-password-1").graph_config()
+        assert (config.read_user, config.read_password) == ("graph_reader", "reader-password-1")
+        monkeypatch.setattr(store_module.queries, "ensure_read_only", lambda cypher: cypher)
+        with GraphConnection(config) as graph:
+            assert graph.read_driver is not None and graph.store.read_driver is graph.read_driver
+            who = graph.store.run_read_query("CALL dbms.showCurrentUser() YIELD username RETURN username")
+            assert who.rows == [{"username": "graph_reader"}]
+        with GraphConnection(GraphConfig(uri=uri, password=password)) as graph:  # none given: the main user
+            assert graph.read_driver is None
+            who = graph.store.run_read_query("CALL dbms.showCurrentUser() YIELD username RETURN username")
+            assert who.rows == [{"username": user}]
+        with pytest.raises(GraphStoreError, match="graph_reader.*read-only user"):
+            GraphConnection(GraphConfig(uri=uri, password=password, read_user="graph_reader",
+                                        read_password="wrong-password")).open()
+    finally:
+        admin.execute_query("DROP USER graph_reader IF EXISTS", database_="system")
+        admin.close()
