@@ -135,6 +135,19 @@ def test_embedded_reader_is_a_separate_user_with_private_credentials(embedded_se
     assert json.loads(credentials.read_text())["read_password"] == password
 
 
+def test_credentials_written_before_the_read_only_user_keep_the_root_password(tmp_path):
+    """A data folder from before the read-only user existed: its root password is kept (the
+    engine's databases use it) and a read-only password is added, still 0600."""
+    (tmp_path / "credentials.json").write_text(json.dumps({"user": "root", "password": "old-root-password"}))
+    server = EmbeddedGraphServer(EmbeddedConfig(path=tmp_path))
+    assert server.credentials() == ("root", "old-root-password")
+    user, password = server.read_credentials()
+    assert user == EMBEDDED_READ_USER and len(password) >= 24
+    assert server.read_credentials() == (user, password)  # generated once
+    assert stat.S_IMODE(os.stat(tmp_path / "credentials.json").st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.json"]
+
+
 @pytest.mark.embedded
 def test_embedded_connection_uses_the_read_only_user(embedded_server, monkeypatch):
     """``GraphConnection`` over the embedded engine sends user queries as the read-only user."""
