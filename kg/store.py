@@ -51,8 +51,9 @@ _KIND_BY_LABEL = {kind.value: kind for kind in ConceptKind}
 
 MAX_RESULT_BYTES = 8 * 1024 * 1024  # default cap on a read-only query's rows, as JSON, while streaming
 # The watchdog severs a read-only query's connection this long after its transaction timeout:
-# late enough that a server which honours the timeout (Neo4j) answers first with its own error.
-WATCHDOG_GRACE_S = 1.0
+# late enough that a server which honours the timeout answers first with its own error (Neo4j
+# checks timeouts every db.transaction.monitor.check.interval, 2 s by default).
+WATCHDOG_GRACE_S = 2.5
 _READ_FETCH_SIZE = 256  # records per PULL: the byte cap then stops fetching within one batch
 # Server error codes of a statement refused as a write or an administration in a READ session
 # (Neo4j's access mode) or for a user without the privilege (ArcadeDB's read-only group).
