@@ -7,8 +7,9 @@ then never shares signal handlers or memory with torch, a crash cannot take the 
 the server stops with the caller because the child watches its stdin.
 
 The data folder holds the databases, a ``credentials.json`` with the generated passwords of the
-root user and of the read-only user (mode 0600) and, while a server runs, ``server.json`` with its pid and port, so a second process
-pointed at the same folder connects to the running server instead of failing on the folder lock.
+root user and of the read-only user (mode 0600) and, while a server runs, ``server.json`` with
+its pid and port, so a second process pointed at the same folder connects to the running server
+instead of failing on the folder lock.
 
 The read-only user (``EMBEDDED_READ_USER``) belongs to a group of the engine's server security
 that may read records of this one database and do nothing else: the engine itself refuses its
