@@ -11,7 +11,11 @@ it was before the call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+import socket
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,11 +23,13 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator, Sequence
 
 import neo4j
-from neo4j.exceptions import ConstraintError, Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import ConstraintError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from anatomy_vlm.exceptions import (
     GraphStoreError,
     GraphUnavailableError,
+    QueryTimeoutError,
+    ReadOnlyQueryError,
     UnknownConceptError,
     VariantError,
 )
@@ -42,6 +48,16 @@ from anatomy_vlm.kg.types import (
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
 
 _KIND_BY_LABEL = {kind.value: kind for kind in ConceptKind}
+
+MAX_RESULT_BYTES = 8 * 1024 * 1024  # default cap on a read-only query's rows, as JSON, while streaming
+# The watchdog severs a read-only query's connection this long after its transaction timeout:
+# late enough that a server which honours the timeout answers first with its own error (Neo4j
+# checks timeouts every db.transaction.monitor.check.interval, 2 s by default).
+WATCHDOG_GRACE_S = 2.5
+_READ_FETCH_SIZE = 256  # records per PULL: the byte cap then stops fetching within one batch
+# Server error codes of a statement refused as a write or an administration in a READ session
+# (Neo4j's access mode) or for a user without the privilege (ArcadeDB's read-only group).
+_REFUSED_CODES = ("Neo.ClientError.Statement.AccessMode", "Neo.ClientError.Security.Forbidden")
 
 
 def _batches(rows: Sequence[dict], size: int) -> Iterator[list[dict]]:
@@ -76,10 +92,14 @@ class GraphStore:
         database: str | None = None,
         dialect: Dialect = NEO4J,
         batch_size: int = 5000,
+        read_driver: neo4j.Driver | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.driver = driver
+        # User-supplied queries (``run_read_query``) go through this one: a read-only database
+        # user where the backend has one (see ``kg.backends.GraphConnection``).
+        self.read_driver = read_driver
         self.database = database
         self.dialect = dialect
         self.batch_size = batch_size
@@ -413,26 +433,71 @@ class GraphStore:
         *,
         limit: int = 1000,
         timeout_s: float = 30.0,
+        max_bytes: int = MAX_RESULT_BYTES,
     ) -> QueryResult:
-        """Run a user's Cypher in a READ transaction with a timeout, returning at most ``limit`` rows.
+        """Run a user's Cypher read-only, bounded in time, rows and bytes.
 
-        Clauses that write or administer are refused before the query reaches the server, on
-        both backends (ArcadeDB does not enforce a READ transaction's access mode by itself).
+        Clauses that write or administer are refused before the query reaches the server
+        (``queries.ensure_read_only``). The query then runs in a READ transaction as the store's
+        read-only user (``read_driver``) when there is one, so a query the text check let
+        through still cannot write where the server enforces that (docs/security/server.md).
+
+        Rows are streamed: fetching stops after ``limit`` rows or once the rows taken, as JSON,
+        would pass ``max_bytes``; either sets ``truncated``. The transaction carries
+        ``timeout_s`` (Neo4j cancels it then); a watchdog severs the connection if no answer has
+        come ``WATCHDOG_GRACE_S`` later (ArcadeDB ignores the timeout and stops a statement only
+        at its own ``statement_timeout_s``; a parse that never ends on Neo4j is cut the same
+        way). Either raises ``QueryTimeoutError``. A statement the server refuses as a write or
+        an administration raises ``ReadOnlyQueryError``.
         """
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         queries.ensure_read_only(cypher)
-        with self._session(neo4j.READ_ACCESS) as session:
-            try:
-                with session.begin_transaction(timeout=timeout_s) as tx:
-                    result = tx.run(cypher, parameters or {})
-                    columns = list(result.keys())
-                    records = result.fetch(limit + 1)
-                    tx.rollback()
-            except Neo4jError as error:
+        driver = self.read_driver or self.driver
+        rows: list[dict[str, object]] = []
+        truncated = False
+        watchdog = _Watchdog(timeout_s + WATCHDOG_GRACE_S)
+        try:
+            with driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS,
+                                fetch_size=min(limit + 1, _READ_FETCH_SIZE)) as session:
+                with watchdog.guarding(session):
+                    tx = session.begin_transaction(timeout=timeout_s)
+                    try:
+                        result = tx.run(cypher, parameters or {})
+                        columns = list(result.keys())
+                        size = 0
+                        for record in result:
+                            if len(rows) == limit:
+                                truncated = True
+                                break
+                            size += _json_size(dict(zip(record.keys(), record.values())), max_bytes - size)
+                            if size > max_bytes:
+                                truncated = True
+                                break
+                            rows.append(record.data())
+                    finally:
+                        # Rolls back, and discards what the server still holds of a truncated
+                        # result; on a severed connection there is nothing left to close.
+                        with contextlib.suppress(Neo4jError, DriverError, OSError):
+                            tx.close()
+        except (Neo4jError, DriverError, OSError) as error:
+            if watchdog.fired:
+                raise QueryTimeoutError(timeout_s, "no answer, connection closed") from error
+            if isinstance(error, Neo4jError):
+                code = error.code or ""
+                if "TimedOut" in code or "Timeout" in code:
+                    raise QueryTimeoutError(timeout_s, error.message or code) from error
+                if code in _REFUSED_CODES:
+                    raise ReadOnlyQueryError(
+                        f"the graph server refused the query as a write or an administration ({code})"
+                    ) from error
                 raise GraphStoreError(f"query failed: {error.message}") from error
-        rows = [record.data() for record in records[:limit]]
-        return QueryResult(columns=columns, rows=rows, truncated=len(records) > limit)
+            raise  # the server went away: _surface_unreachable reports it
+        return QueryResult(columns=columns, rows=rows, truncated=truncated)
 
     # -- provenance ----------------------------------------------------------------------------
     @_surface_unreachable
@@ -560,6 +625,84 @@ class GraphStore:
         if not rows:
             raise GraphStoreError(f"no prediction with id {prediction_id!r}")
         return QueryResult(columns=columns, rows=rows)
+
+
+def _json_size(value: object, budget: int) -> int:
+    """At least the bytes ``value`` takes as UTF-8 JSON (as ``record.data()`` gives it, and the
+    API sends it), counted without building it; counting stops as soon as ``budget`` is passed.
+
+    Measured before ``record.data()``: converting a 3,000,000-element list took longer than the
+    query's timeout, so a row over the cap must be refused before it is converted.
+    """
+    size = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if item is None or isinstance(item, bool):
+            size += 5
+        elif isinstance(item, (int, float)):
+            size += len(repr(item))
+        elif isinstance(item, str):  # with its quotes and escapes
+            size += len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        elif isinstance(item, (bytes, bytearray)):
+            size += 2 * len(item) + 2  # shown as hex
+        elif isinstance(item, dict):
+            size += 2 + sum(len(str(key)) + 6 for key in item)
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            size += 2 + 2 * len(item)  # brackets, separators
+            if size <= budget:
+                pending.extend(item)
+        elif isinstance(item, neo4j.graph.Node):
+            pending.append(dict(item.items()))
+        elif isinstance(item, neo4j.graph.Relationship):
+            pending.append([dict(item.start_node.items()) if item.start_node else {}, item.type,
+                            dict(item.end_node.items()) if item.end_node else {}])
+        elif isinstance(item, neo4j.graph.Path):
+            pending.append(list(item.nodes) + list(item.relationships))
+        else:  # temporal and spatial values are shown as text
+            size += len(str(item)) + 2
+        if size > budget:
+            return size
+    return size
+
+
+class _Watchdog:
+    """Severs one session's connection if the work guarded by ``guarding`` outlives ``seconds``.
+
+    Closing a whole driver would also cut every other query sharing its pool, and the driver has
+    no public way to abort one connection, so the session's own socket is shut down: the
+    blocked read in the caller's thread then fails at once and the connection is discarded.
+    ``tests/kg/test_read_only_server.py`` checks that this still works on both backends.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._done = False
+
+    @contextlib.contextmanager
+    def guarding(self, session: neo4j.Session) -> Iterator[None]:
+        timer = threading.Timer(self.seconds, self._fire, args=(session,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._done = True
+            timer.cancel()
+
+    def _fire(self, session: neo4j.Session) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            raw = getattr(getattr(getattr(session, "_connection", None), "socket", None), "_socket", None)
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_RDWR)
 
 
 def _concept(concept_id: str, kind: str, props: dict) -> Concept:
