@@ -15,8 +15,9 @@ behaviours recorded in ``Dialect`` (the README lists them):
 - Neo4j builds indexes in the background and offers ``db.awaitIndexes``; ArcadeDB builds them
   synchronously and has no such procedure.
 - ArcadeDB stores a node's labels as its record type; changing them under a uniqueness
-  constraint fails, so a concept whose kind changed is deleted and recreated there (its
-  relations are rewritten; provenance edges pointing at it are lost), relabelled in place on Neo4j.
+  constraint fails, so a concept whose kind changed is recreated there (its relations rewritten,
+  its provenance edges moved over) in two journalled transactions, the first undone by
+  ``GraphConnection.open`` after a crash; on Neo4j it is relabelled in place, in one transaction.
 - ArcadeDB needs a database created before Bolt can open it (the embedded engine does that);
   Neo4j Community has exactly one user database, ``neo4j``.
 """
@@ -119,6 +120,13 @@ class GraphConnection:
         if read_auth is not None:
             self.read_driver = self._connect(uri, read_auth, " (the read-only user)")
         self._store = GraphStore(self.driver, database=database, dialect=dialect, read_driver=self.read_driver)
+        try:
+            # A kind-change sync that a crash left half done is undone before anyone reads (on the
+            # writer's driver: the read-only user could not).
+            self._store.recover_interrupted_syncs()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def _connect(self, uri: str, auth: tuple[str, str], role: str) -> neo4j.Driver:

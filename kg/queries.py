@@ -102,6 +102,65 @@ RETURN count(n) AS written
 """
 
 
+# --- kind changes where a label cannot change in place (ArcadeDB) ------------------------------
+# ArcadeDB keeps a node's labels as its record type and its unique index refuses, inside one
+# transaction, a key removed from one record type and added to another. So a kind change there
+# takes two transactions: the first records a :SyncJournal and moves the old nodes out of the
+# key space into a "retired" variant (edges kept); the second creates the new-kind nodes, moves
+# provenance edges over, deletes the retired nodes and the journal. A crash in between leaves a
+# journal that ``GraphStore.recover_interrupted_syncs`` undoes by moving the retired nodes back.
+SYNC_JOURNAL_LABEL = "SyncJournal"
+# Edges from provenance nodes (ROI, Prediction) into a concept: moved to the concept's new node.
+PROVENANCE_EDGE_TYPES: tuple[str, ...] = ("DEPICTS", "PREDICTS", "ATTENDED")
+
+BEGIN_SYNC_JOURNAL = f"""
+CREATE (j:{SYNC_JOURNAL_LABEL})
+SET j = $props
+RETURN count(j) AS written
+"""
+
+LIST_SYNC_JOURNALS = f"MATCH (j:{SYNC_JOURNAL_LABEL}) RETURN properties(j) AS props ORDER BY j.started_at, j.id"
+
+END_SYNC_JOURNAL = f"""
+MATCH (j:{SYNC_JOURNAL_LABEL} {{id: $id}})
+DELETE j
+RETURN count(*) AS written
+"""
+
+RETIRE_CONCEPTS = f"""
+UNWIND $rows AS concept_id
+MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
+SET n.variant = $retired
+RETURN count(n) AS written
+"""
+
+RESTORE_RETIRED_CONCEPTS = f"""
+MATCH (n:{CONCEPT}) WHERE n.variant = $retired AND n.id IS NOT NULL
+SET n.variant = $variant
+RETURN count(n) AS written
+"""
+
+DELETE_RETIRED_CONCEPTS = f"""
+UNWIND $rows AS concept_id
+MATCH (n:{CONCEPT} {{variant: $retired, id: concept_id}})
+DETACH DELETE n
+RETURN count(*) AS written
+"""
+
+
+def move_provenance_edges(rel_type: str) -> str:
+    """Copy the provenance edges of one type from retired concepts onto their new-kind nodes."""
+    name = identifier(rel_type, PROVENANCE_EDGE_TYPES)
+    return f"""
+UNWIND $rows AS concept_id
+MATCH (old:{CONCEPT} {{variant: $retired, id: concept_id}})<-[r:{name}]-(source)
+MATCH (new:{CONCEPT} {{variant: $variant, id: concept_id}})
+CREATE (source)-[moved:{name}]->(new)
+SET moved = properties(r)
+RETURN count(moved) AS written
+"""
+
+
 def create_concepts(kind: str) -> str:
     """Create concepts of one kind (the sync knows they are new); returns how many were written.
 

@@ -6,7 +6,9 @@ opened on either backend) and runs only the named statements of ``kg.queries``.
 Every write is one transaction: a sync, a variant's creation or deletion, one image's
 provenance. A failure anywhere inside (a validation error, a row that matched nothing, a
 constraint the database enforces) rolls the whole transaction back, so the graph is exactly as
-it was before the call.
+it was before the call. The one exception, a sync that changes a concept's kind on ArcadeDB,
+takes two journalled transactions that a failure or a crash undoes together (see
+``GraphStore._sync_with_kind_changes``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -80,6 +84,44 @@ def _surface_unreachable(method):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- kind-change sync journals (see GraphStore._sync_with_kind_changes) --------------------------
+# Variant names cannot hold NUL (create_variant allows letters, digits, "-", "_", "."), so no
+# variant's reads ever match a retired key space.
+_RETIRED_MARK = "\u0000retired\u0000"
+# Journals of the syncs running in this process, which a recovery here must leave alone.
+_ACTIVE_JOURNALS: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _journal_is_live(journal: dict) -> bool:
+    """Is the sync that wrote ``journal`` still running: here, or in a live process on this host?"""
+    with _ACTIVE_LOCK:
+        if journal.get("id") in _ACTIVE_JOURNALS:
+            return True
+    host, _, pid = str(journal.get("owner", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        # Another host cannot be asked; its sync, if alive, fails cleanly at commit once its
+        # journal is gone. Our own pid without the journal in _ACTIVE_JOURNALS: a dead predecessor.
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _expect(tx: neo4j.Transaction, statement: str, expected: int, what: str, **params: object) -> None:
+    written = tx.run(statement, params).single()["written"]
+    if written != expected:
+        raise GraphStoreError(f"{written} of {expected} {what}; was the variant changed concurrently?")
 
 
 class GraphStore:
@@ -184,18 +226,21 @@ class GraphStore:
         parent: str | None = None,
         recipe: str | None = None,
     ) -> SyncReport:
-        """Make ``variant`` hold exactly ``ontology``, in one transaction.
+        """Make ``variant`` hold exactly ``ontology``: all of it or, after any failure, none of it.
 
         The variant's current content is read and diffed against ``ontology``; new concepts and
         relations are created and changed ones updated in batches of ``batch_size`` rows
         (``UNWIND``), those no longer in the ontology are removed, and unchanged ones are not
         touched, so a rerun writes nothing. The variant records the ontology's content hash as
-        its version.
+        its version. This is one transaction, except for a kind change where labels cannot
+        change in place (ArcadeDB): see ``_sync_with_kind_changes``.
         """
         started = time.perf_counter()
         if validate:
             ontology.validate()
         self.ensure_schema()
+        # A kind-change sync of this variant that a crash interrupted is undone before diffing.
+        self.recover_interrupted_syncs(variant)
         version = ontology.content_hash()
         known = {c.id for c in ontology.concepts}
         with self._session() as session:
@@ -212,23 +257,112 @@ class GraphStore:
             if not plan.recreated:
                 self._write(session, variant, write_all)
             else:
-                # ArcadeDB keeps a node's labels as its record type and refuses, within one
-                # transaction, to delete a key and create it again under a uniqueness constraint.
-                # So a concept whose kind changed is removed in a transaction of its own first;
-                # if the main transaction then fails, the prior content is written back.
-                prior = self._ontology_from_state(current_concepts, current_relations, variant)
-                self._write(session, variant, lambda tx: tx.run(
-                    queries.DELETE_CONCEPTS, rows=plan.recreated, variant=variant).consume())
-                try:
-                    self._write(session, variant, write_all)
-                except Exception:
-                    restore = _SyncPlan.build(
-                        prior, self._concept_state(session, variant), self._relation_state(session, variant),
-                        relabel_in_place=False,
-                    )
-                    self._write(session, variant, lambda tx: self._apply(tx, restore, variant, set(current_concepts)))
-                    raise
+                self._sync_with_kind_changes(session, variant, plan, version, write_all)
         return plan.report(variant, version, time.perf_counter() - started)
+
+    def _sync_with_kind_changes(self, session: neo4j.Session, variant: str, plan: "_SyncPlan", version: str, write_all) -> None:
+        """Sync a plan with concepts to recreate under a new kind label, recoverably.
+
+        Why not one transaction: ArcadeDB keeps a node's labels as its record type, and its unique
+        index refuses, within one transaction, a (variant, id) key that leaves one record type
+        (deleted, or moved to another key) and is added to another (measured on 26.10: "Duplicated
+        key ... on index 'Concept[variant,id]'" at commit, even with the old node renamed first).
+        A deleted-then-recreated key is accepted only across transactions. So:
+
+        1. one transaction writes a ``:SyncJournal`` (the variant, its retired key space, the
+           concept ids, the old and the intended version) and moves the concepts whose kind
+           changed into the retired key space (``variant`` + NUL + "retired" + NUL + journal id;
+           variant names cannot hold NUL), keeping their properties, relations and provenance
+           edges. No read of ``variant`` sees them, and the variant's version is unchanged;
+        2. one transaction writes the whole plan (the new-kind nodes and every relation touching
+           them included), copies provenance edges onto the new nodes, deletes the retired nodes,
+           records the new version and deletes the journal. It commits only if the journal is
+           still there (a recovery elsewhere may have undone it).
+
+        If the second fails the first is undone here; if this process or the engine dies in
+        between, ``recover_interrupted_syncs`` (run by ``GraphConnection.open`` and by every
+        sync) undoes it: the retired nodes move back, so the variant is all-old again, with its
+        provenance edges, and its version still names that content. A crash therefore leaves
+        every variant all-old or all-new once the store is opened again.
+        """
+        journal_id = uuid.uuid4().hex
+        retired = f"{variant}{_RETIRED_MARK}{journal_id}"
+        existing = session.execute_read(lambda tx: tx.run(queries.GET_VARIANT, name=variant).single())
+        journal = {
+            "id": journal_id, "variant": variant, "retired": retired, "concepts": list(plan.recreated),
+            "version": version, "prior_version": existing["props"].get("version", "") if existing else "",
+            "owner": _owner(), "started_at": _now(),
+        }
+
+        def retire(tx: neo4j.Transaction) -> None:
+            tx.run(queries.BEGIN_SYNC_JOURNAL, props=journal).consume()
+            _expect(tx, queries.RETIRE_CONCEPTS, len(plan.recreated), f"concepts retired from {variant!r}",
+                    rows=plan.recreated, variant=variant, retired=retired)
+
+        def finish(tx: neo4j.Transaction) -> None:
+            write_all(tx)
+            for rel_type in queries.PROVENANCE_EDGE_TYPES:
+                tx.run(queries.move_provenance_edges(rel_type), rows=plan.recreated, variant=variant, retired=retired).consume()
+            _expect(tx, queries.DELETE_RETIRED_CONCEPTS, len(plan.recreated), f"retired concepts of {variant!r} deleted",
+                    rows=plan.recreated, retired=retired)
+            if tx.run(queries.END_SYNC_JOURNAL, id=journal_id).single()["written"] != 1:
+                raise GraphStoreError(
+                    f"the sync of variant {variant!r} was undone by a recovery elsewhere while it ran; nothing was written"
+                )
+
+        with _ACTIVE_LOCK:
+            _ACTIVE_JOURNALS.add(journal_id)
+        try:
+            self._write(session, variant, retire)
+            try:
+                self._write(session, variant, finish)
+            except BaseException as error:
+                try:
+                    self._undo_sync(session, journal)
+                except Exception as undo_error:  # e.g. the engine is gone: the journal stays for recovery
+                    error.add_note(f"undoing the first step failed too ({undo_error}); the next open or sync undoes it")
+                raise
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE_JOURNALS.discard(journal_id)
+
+    @_surface_unreachable
+    def recover_interrupted_syncs(self, variant: str | None = None) -> list[str]:
+        """Undo every kind-change sync (of ``variant``, or of all) that a crash left half done.
+
+        Returns the variants restored. A journal whose sync is still running (in this process, or
+        in a live process on this host) is left alone; for ``variant`` it is refused, since a
+        second sync of one variant cannot run beside it.
+        """
+        restored: list[str] = []
+        if self.dialect.relabels_in_place:
+            return restored  # such a backend changes kinds in the sync's one transaction: no journals
+        for record in self._read(queries.LIST_SYNC_JOURNALS):
+            journal = dict(record["props"])
+            if variant is not None and journal.get("variant") != variant:
+                continue
+            if _journal_is_live(journal):
+                if variant is not None:
+                    raise GraphStoreError(
+                        f"a sync of variant {variant!r} that changes concept kinds is running "
+                        f"(process {journal.get('owner')}, since {journal.get('started_at')}); wait for it to finish"
+                    )
+                continue
+            with self._session() as session:
+                self._undo_sync(session, journal)
+            restored.append(journal["variant"])
+        return restored
+
+    def _undo_sync(self, session: neo4j.Session, journal: dict) -> None:
+        """Move a journal's retired concepts back into their variant and drop the journal, in one transaction."""
+        variant = journal["variant"]
+
+        def undo(tx: neo4j.Transaction) -> None:
+            # Nothing to undo if the journal is gone: the sync committed, or another recovery ran.
+            if tx.run(queries.END_SYNC_JOURNAL, id=journal["id"]).single()["written"] == 1:
+                tx.run(queries.RESTORE_RETIRED_CONCEPTS, retired=journal["retired"], variant=variant).consume()
+
+        self._write(session, variant, undo)
 
     @staticmethod
     def _write(session: neo4j.Session, variant: str, work) -> None:
@@ -243,7 +377,10 @@ class GraphStore:
             raise GraphStoreError(f"sync of variant {variant!r} failed, nothing was written: {error.message}") from error
         finally:
             if not tx.closed():
-                tx.rollback()
+                try:
+                    tx.rollback()
+                except (Neo4jError, DriverError):
+                    pass  # the connection is gone, and with it the transaction; keep the first error
 
     def _apply(self, tx: neo4j.Transaction, plan: "_SyncPlan", variant: str, known: set[str]) -> None:
         """Write a plan: removals first, then relabels, then concepts, then relations."""
