@@ -179,7 +179,8 @@ class ConceptDetailOut(BaseModel):
 _WHY = Field(None, min_length=1, max_length=limits.MAX_WHY,
              description="reason kept in the audit log (default: the request)")
 ConceptId = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID, pattern=limits.ID_PATTERN)]
-Synonym = Annotated[str, Field(min_length=1, max_length=limits.MAX_SYNONYM, description="no '|', no control characters")]
+Synonym = Annotated[str, Field(min_length=1, max_length=limits.MAX_SYNONYM,
+                               description="no '|', no control characters")]
 Code = Annotated[str, Field(min_length=1, max_length=limits.MAX_CODE, pattern=limits.CODE_PATTERN,
                             description="SYSTEM:CODE, e.g. SNOMED:45653009")]
 Weight = Annotated[Optional[float], Field(None, ge=0, le=1, allow_inf_nan=False, description="in [0, 1]")]

@@ -231,3 +231,22 @@ def test_odd_but_valid_text_round_trips_and_exports_as_owl(api, tmp_path):
     assert load_owl(tmp_path / "export.owl")["api_odd_text"].synonyms == tuple(sorted(odd["synonyms"]))
     removed = api.client.delete("/concepts/api_odd_text", headers=api.headers("curator"))
     assert removed.status_code == 200, removed.text
+
+
+def test_a_graph_changed_behind_the_service_is_read_again(api):
+    """The service keeps what it last published; once the variant's version says the graph holds
+    something else (a sync from elsewhere), the next change is applied to what the graph holds."""
+    curator = api.headers("curator")
+    original = _original_heart_definition()
+    first = api.client.patch("/concepts/heart", headers=curator, json={"definition": "The heart (v1)."})
+    assert first.status_code == 200, first.text
+    graph = api.store.read_ontology("canonical")
+    dropped = next(r for r in graph.relations if r.source == "padchest")
+    api.store.sync(graph.with_changes(relations=[r for r in graph.relations if r.key != dropped.key]), "canonical")
+
+    second = api.client.patch("/concepts/heart", headers=curator, json={"definition": original})
+    assert second.status_code == 200, second.text
+    after = api.store.read_ontology("canonical")
+    assert dropped.key not in {r.key for r in after.relations}  # not overwritten from a stale copy
+    assert after["heart"].definition == original
+    api.store.sync(after.with_changes(relations=[*after.relations, dropped]), "canonical")

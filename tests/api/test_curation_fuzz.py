@@ -250,7 +250,8 @@ class Requests:
         rng = self.rng
         start, rel_type, end = self.relation_ends()
         body = {"start": start, "type": rel_type, "end": end, "source": rng.choice(["curated", "fuzz", "padchest"]),
-                "weight": rng.choice([None, round(rng.random(), 6), 0, 1]), "count": rng.choice([None, rng.randint(0, 10**6)])}
+                "weight": rng.choice([None, round(rng.random(), 6), 0, 1]),
+                "count": rng.choice([None, rng.randint(0, 10**6)])}
         how = "valid relation"
         if rng.random() >= VALID_SHARE:
             how = rng.choice(["negative-weight", "weight-above-one", "nan-weight", "inf-weight", "text-weight",

@@ -421,7 +421,8 @@ FIELD_CASES = [
      "synonyms", "51 items, at most 50"),
     ("synonym_control", lambda c: c.add_concept(_concept(synonyms=("a fine one", "bad\x07")), why="x"),
      "synonyms[1]", "U+0007"),  # synonyms are kept sorted
-    ("empty_synonym_new", lambda c: c.add_concept(_concept(synonyms=("",)), why="x"), "synonyms[0]", "must not be empty"),
+    ("empty_synonym_new", lambda c: c.add_concept(_concept(synonyms=("",)), why="x"), "synonyms[0]",
+     "must not be empty"),
     ("code_not_system_code", lambda c: c.set("trachea", "codes", ["SNOMED 44567001"], why="x"), "codes[0]",
      "SYSTEM:CODE"),
     ("code_without_system", lambda c: c.add_concept(_concept(codes=(":123",)), why="x"), "codes[0]", "SYSTEM:CODE"),
@@ -432,7 +433,8 @@ FIELD_CASES = [
     ("id_too_long", lambda c: c.add_concept(_concept(id="p" * 201), why="x"), "id", "at most 200"),
     ("source_control", lambda c: c.set("trachea", "source", "radlex\x00", why="x"), "source", "U+0000"),
     ("negative_weight_new",
-     lambda c: c.add_edge(Relation(RelationType.SUGGESTS, "lung_nodule", "lung_cancer", "curated", weight=-0.5), why="x"),
+     lambda c: c.add_edge(Relation(RelationType.SUGGESTS, "lung_nodule", "lung_cancer", "curated", weight=-0.5),
+                          why="x"),
      "weight", "-0.5 is not a finite number in [0, 1]"),
     ("weight_above_one", lambda c: c.set_edge(EDGE, weight=1.5, why="x"), "weight", "in [0, 1]"),
     ("weight_infinite", lambda c: c.set_edge(EDGE, weight="inf", why="x"), "weight", "inf"),
@@ -508,8 +510,9 @@ def test_limits_let_the_shipped_sources_and_the_built_ontology_through():
 def test_write_sources_refuses_what_would_not_read_back(sources):
     """A carriage return in a name: csv writes it unquoted, so the row would split in two."""
     before = state(sources)
-    broken = seed_ontology().with_changes(concepts=[
-        Concept("trachea", ConceptKind.ANATOMY, "wind\rpipe") if c.id == "trachea" else c for c in seed_ontology().concepts
+    seed = seed_ontology()
+    broken = seed.with_changes(concepts=[
+        Concept("trachea", ConceptKind.ANATOMY, "wind\rpipe") if c.id == "trachea" else c for c in seed.concepts
     ])
     with pytest.raises(UnwritableSourcesError, match="would not read back"):
         write_sources(broken, sources)
