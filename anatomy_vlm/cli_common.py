@@ -1,7 +1,7 @@
 """What every ``anatomy-vlm`` command shares: the consoles and the graph options, declared once.
 
 ``@graph_command`` adds the graph options (``--uri``/``NEO4J_URI``, ``--user``, ``--password``,
-``--database``, ``--graph-path``/``ANATOMY_VLM_GRAPH``) to a command and hands it one
+``--database``, ``--read-user``/``--read-password`` for read-only queries, ``--graph-path``/``ANATOMY_VLM_GRAPH``) to a command and hands it one
 ``GraphConfig`` named ``graph``; with no URI the embedded engine over ``--graph-path`` is used
 (default ``kg.DEFAULT_EMBEDDED_PATH``, the one constant the API settings and the engine use too).
 This module imports no command module, so the command modules import it without a cycle.
@@ -32,6 +32,10 @@ _GRAPH_PARAMETERS = [
         None, "--password", envvar="NEO4J_PASSWORD", help="Password on the server.")),
     inspect.Parameter("database", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--database", envvar="NEO4J_DATABASE", help="Database name (default: the server's).")),
+    inspect.Parameter("read_user", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--read-user", envvar="NEO4J_READ_USER", help="A read-only user for read-only queries (Enterprise/Aura reader role).")),
+    inspect.Parameter("read_password", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--read-password", envvar="NEO4J_READ_PASSWORD", help="Password of --read-user.")),
     inspect.Parameter("graph_path", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
         DEFAULT_EMBEDDED_PATH, "--graph-path", envvar="ANATOMY_VLM_GRAPH", help="Data folder of the embedded engine.")),
 ]
@@ -51,7 +55,8 @@ def graph_command(function: Callable) -> Callable:
 
         values = {name: kwargs.pop(name) for name in _GRAPH_NAMES}
         kwargs["graph"] = GraphConfig(uri=values["uri"] or None, user=values["user"], password=values["password"],
-                                      database=values["database"], embedded_path=values["graph_path"])
+                                      database=values["database"], embedded_path=values["graph_path"],
+                                      read_user=values["read_user"] or None, read_password=values["read_password"])
         return function(*args, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=kept + _GRAPH_PARAMETERS)  # type: ignore[attr-defined]

@@ -50,6 +50,7 @@ def serve(
 
     settings = build_settings(checkpoint=checkpoint, neo4j_uri=graph.uri or "", neo4j_user=graph.user,
                               neo4j_password=graph.password, neo4j_database=graph.database,
+                              neo4j_read_user=graph.read_user, neo4j_read_password=graph.read_password,
                               graph_path=graph.embedded_path, variant=variant, keys_file=keys_file,
                               sources_dir=sources, state_dir=state_dir, device=device)
     if not settings.neo4j_uri:

@@ -65,3 +65,12 @@ class VariantError(GraphStoreError):
 
 class ReadOnlyQueryError(GraphStoreError):
     """A query sent down the read-only path contains a clause that writes or administers."""
+
+
+class QueryTimeoutError(GraphStoreError):
+    """A read-only query ran past its timeout and was cancelled (by the server, or by closing its
+    connection); ``timeout_s`` is the limit it had."""
+
+    def __init__(self, timeout_s: float, detail: str):
+        self.timeout_s = timeout_s
+        super().__init__(f"query cancelled after {timeout_s:g} s: {detail}")

@@ -6,10 +6,11 @@ functions translate, so the wire format can stay put while the library changes.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from anatomy_vlm.ontology import limits
 from anatomy_vlm.ontology.model import ConceptKind, RelationType
 
 BoxJson = list[float]  # a typing.Box on the wire: [x1, y1, x2, y2] pixels of the uploaded image
@@ -178,50 +179,76 @@ class ConceptDetailOut(BaseModel):
     edges: list[EdgeOut]
 
 
-_WHY = Field(None, min_length=1, max_length=2000, description="reason kept in the audit log (default: the request)")
+# Curation requests: the field rules of ``ontology.limits`` (the ones the Curator applies too), so a
+# value that could not be stored is refused with 422 naming the field before anything is read.
+_WHY = Field(None, min_length=1, max_length=limits.MAX_WHY,
+             description="reason kept in the audit log (default: the request)")
+ConceptId = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID, pattern=limits.ID_PATTERN)]
+Synonym = Annotated[str, Field(min_length=1, max_length=limits.MAX_SYNONYM,
+                               description="no '|', no control characters")]
+Code = Annotated[str, Field(min_length=1, max_length=limits.MAX_CODE, pattern=limits.CODE_PATTERN,
+                            description="SYSTEM:CODE, e.g. SNOMED:45653009")]
+Weight = Annotated[Optional[float], Field(None, ge=0, le=1, allow_inf_nan=False, description="in [0, 1]")]
+Count = Annotated[Optional[int], Field(None, ge=0, le=limits.MAX_COUNT)]
 
 
-class ConceptIn(BaseModel):
+class _CurationIn(BaseModel):
+    """A curation request body: no unknown keys, and every text checked by ``ontology.limits``."""
+
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    @field_validator("*")
+    @classmethod
+    def _field_rules(cls, value: Any, info: ValidationInfo) -> Any:
+        # Sizes and patterns are checked by the Field constraints above; here what they cannot
+        # say: control characters, "|" inside list items, blank names.
+        field = info.field_name
+        if value is None or field is None:
+            return value
+        if field == "synonyms":
+            limits.check_synonyms(value)
+        elif field == "codes":
+            limits.check_codes(value)
+        elif field in ("id", "start", "end"):
+            limits.check_id(field, value)
+        elif field in limits.TEXT_LIMITS:
+            limits.check_text(field, value, required=field == "name")
+        return value
+
+
+class ConceptIn(_CurationIn):
+    id: ConceptId
     kind: ConceptKind
-    name: str = Field(min_length=1, max_length=500)
-    synonyms: list[str] = Field(default_factory=list)
-    definition: str = ""
-    codes: list[str] = Field(default_factory=list)
-    source: str = "curated"
+    name: str = Field(min_length=1, max_length=limits.MAX_NAME)
+    synonyms: list[Synonym] = Field(default_factory=list, max_length=limits.MAX_SYNONYMS)
+    definition: str = Field("", max_length=limits.MAX_DEFINITION)
+    codes: list[Code] = Field(default_factory=list, max_length=limits.MAX_CODES)
+    source: str = Field("curated", max_length=limits.MAX_SOURCE)
     why: Optional[str] = _WHY
 
 
-class ConceptPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: Optional[str] = Field(None, min_length=1, max_length=500)
-    synonyms: Optional[list[str]] = None
-    definition: Optional[str] = None
+class ConceptPatch(_CurationIn):
+    name: Optional[str] = Field(None, min_length=1, max_length=limits.MAX_NAME)
+    synonyms: Optional[list[Synonym]] = Field(None, max_length=limits.MAX_SYNONYMS)
+    definition: Optional[str] = Field(None, max_length=limits.MAX_DEFINITION)
     why: Optional[str] = _WHY
 
 
-class RelationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    start: str = Field(min_length=1)
+class RelationIn(_CurationIn):
+    start: ConceptId
     type: RelationType
-    end: str = Field(min_length=1)
-    weight: Optional[float] = Field(None, allow_inf_nan=False)
-    count: Optional[int] = Field(None, ge=0)
-    source: str = Field("curated", min_length=1)
+    end: ConceptId
+    weight: Weight = None
+    count: Count = None
+    source: str = Field("curated", min_length=1, max_length=limits.MAX_SOURCE)
     why: Optional[str] = _WHY
 
 
-class RelationKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    start: str = Field(min_length=1)
+class RelationKeyIn(_CurationIn):
+    start: ConceptId
     type: RelationType
-    end: str = Field(min_length=1)
-    source: str = Field("curated", min_length=1)
+    end: ConceptId
+    source: str = Field("curated", min_length=1, max_length=limits.MAX_SOURCE)
     why: Optional[str] = _WHY
 
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     neo4j_user: str = Field("neo4j", validation_alias=AliasChoices("neo4j_user", "NEO4J_USER"))
     neo4j_password: str | None = Field(None, validation_alias=AliasChoices("neo4j_password", "NEO4J_PASSWORD"))
     neo4j_database: str | None = Field(None, validation_alias=AliasChoices("neo4j_database", "NEO4J_DATABASE"))
+    # A user with read privileges only (Neo4j Enterprise/Aura reader role) for /cypher; unset: the
+    # main user in READ mode. The embedded engine has its own read-only user. docs/security/server.md
+    neo4j_read_user: str | None = Field(None, validation_alias=AliasChoices("neo4j_read_user", "NEO4J_READ_USER"))
+    neo4j_read_password: str | None = Field(None, validation_alias=AliasChoices("neo4j_read_password", "NEO4J_READ_PASSWORD"))
     graph_path: Path = Field(DEFAULT_EMBEDDED_PATH, validation_alias=AliasChoices("graph_path", "ANATOMY_VLM_GRAPH"))
     variant: str = DEFAULT_VARIANT  # knowledge variant the model scores against and curation publishes to
 
@@ -62,4 +66,5 @@ class Settings(BaseSettings):
         from anatomy_vlm.kg.backends import GraphConfig
 
         return GraphConfig(uri=self.neo4j_uri or None, user=self.neo4j_user, password=self.neo4j_password,
-                           database=self.neo4j_database, embedded_path=self.graph_path)
+                           database=self.neo4j_database, embedded_path=self.graph_path,
+                           read_user=self.neo4j_read_user or None, read_password=self.neo4j_read_password)

@@ -6,9 +6,15 @@ child process (``python -m anatomy_vlm.kg.embedded_main``) rather than inside th
 then never shares signal handlers or memory with torch, a crash cannot take the caller down, and
 the server stops with the caller because the child watches its stdin.
 
-The data folder holds the databases, a ``credentials.json`` with the generated root password
-(mode 0600) and, while a server runs, ``server.json`` with its pid and port, so a second process
-pointed at the same folder connects to the running server instead of failing on the folder lock.
+The data folder holds the databases, a ``credentials.json`` with the generated passwords of the
+root user and of the read-only user (mode 0600) and, while a server runs, ``server.json`` with
+its pid and port, so a second process pointed at the same folder connects to the running server
+instead of failing on the folder lock.
+
+The read-only user (``EMBEDDED_READ_USER``) belongs to a group of the engine's server security
+that may read records of this one database and do nothing else: the engine itself refuses its
+writes, including ``CALL { ... } IN TRANSACTIONS`` and schema statements, whatever the query
+text. ``GraphConnection`` uses it for every user-supplied (read-only) query.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from anatomy_vlm.exceptions import GraphUnavailableError
 
 DEFAULT_EMBEDDED_PATH = Path(".anatomy-vlm") / "graph"
 EMBEDDED_USER = "root"
+EMBEDDED_READ_USER = "reader"
 EMBEDDED_DATABASE = "anatomy_vlm"
 READY_PREFIX = "READY "
 
@@ -39,6 +46,10 @@ class EmbeddedConfig:
     database: str = EMBEDDED_DATABASE  # ArcadeDB database name, also the Bolt database name
     heap: str = "2g"  # JVM max heap of the engine process
     start_timeout_s: float = 120.0  # how long to wait for Bolt before giving up
+    # Every statement (any user's) is aborted inside the engine after this long; 0: never. The
+    # engine ignores a Bolt transaction's timeout, so this is its only server-side bound; set
+    # when the engine starts (a process joining a running engine gets the starter's value).
+    statement_timeout_s: float = 120.0
 
 
 def free_port() -> int:
@@ -84,16 +95,34 @@ class EmbeddedGraphServer:
     def _state_file(self) -> Path:
         return self.path / "server.json"
 
+    def _stored_credentials(self) -> dict[str, str]:
+        """Both users' credentials, generated on first use (the read-only pair is added to a file
+        written before it existed) and kept private: written 0600 from creation, then renamed."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        data: dict[str, str] = {}
+        if self._credentials_file.exists():
+            data = json.loads(self._credentials_file.read_text())
+        wanted = {"user": EMBEDDED_USER, "read_user": EMBEDDED_READ_USER}
+        missing = [key for key in ("password", "read_password") if not data.get(key)]
+        if missing or any(data.get(key) != value for key, value in wanted.items()):
+            data = {**wanted, **{key: data.get(key) or secrets.token_urlsafe(24) for key in ("password", "read_password")}}
+            partial = self._credentials_file.with_name(f".credentials.{os.getpid()}.tmp")
+            partial.unlink(missing_ok=True)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            os.replace(partial, self._credentials_file)
+        return data
+
     def credentials(self) -> tuple[str, str]:
         """(user, password) of the engine's root user, generated on first use and kept private."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not self._credentials_file.exists():
-            password = secrets.token_urlsafe(24)
-            fd = os.open(self._credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"user": EMBEDDED_USER, "password": password}, handle)
-        data = json.loads(self._credentials_file.read_text())
+        data = self._stored_credentials()
         return data["user"], data["password"]
+
+    def read_credentials(self) -> tuple[str, str]:
+        """(user, password) of the engine's read-only user (see the module docstring)."""
+        data = self._stored_credentials()
+        return data["read_user"], data["read_password"]
 
     def _running_elsewhere(self) -> str | None:
         """The URI of a live server another process started over this folder, if there is one."""
@@ -114,7 +143,7 @@ class EmbeddedGraphServer:
         """Start the engine (or join the one already serving this folder) and return its Bolt URI."""
         if self.uri:
             return self.uri
-        _, password = self.credentials()
+        stored = self._stored_credentials()
         joined = self._running_elsewhere()
         if joined:
             self.uri = joined
@@ -124,10 +153,15 @@ class EmbeddedGraphServer:
             sys.executable, "-m", "anatomy_vlm.kg.embedded_main",
             "--root", str(self.path), "--database", self.config.database,
             "--bolt-port", str(bolt_port), "--http-port", str(http_port), "--heap", self.config.heap,
+            "--read-user", stored["read_user"], "--statement-timeout", str(self.config.statement_timeout_s),
         ]
         log_path = self.path / "server.log"
         log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - handed to the child for its life
-        env = {**os.environ, "ANATOMY_VLM_EMBEDDED_PASSWORD": password}
+        env = {
+            **os.environ,
+            "ANATOMY_VLM_EMBEDDED_PASSWORD": stored["password"],
+            "ANATOMY_VLM_EMBEDDED_READ_PASSWORD": stored["read_password"],
+        }
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
             cwd=self.path,  # the engine writes log/ into its working folder: keep it with the data

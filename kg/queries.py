@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from anatomy_vlm.exceptions import ReadOnlyQueryError
+from anatomy_vlm.kg import cypher_guard
 from anatomy_vlm.ontology.model import ConceptKind, RelationType
 
 CONCEPT = "Concept"
@@ -99,6 +99,65 @@ MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
 REMOVE n:{removed}
 SET n:{identifier(kind, KIND_LABELS)}
 RETURN count(n) AS written
+"""
+
+
+# --- kind changes where a label cannot change in place (ArcadeDB) ------------------------------
+# ArcadeDB keeps a node's labels as its record type and its unique index refuses, inside one
+# transaction, a key removed from one record type and added to another. So a kind change there
+# takes two transactions: the first records a :SyncJournal and moves the old nodes out of the
+# key space into a "retired" variant (edges kept); the second creates the new-kind nodes, moves
+# provenance edges over, deletes the retired nodes and the journal. A crash in between leaves a
+# journal that ``GraphStore.recover_interrupted_syncs`` undoes by moving the retired nodes back.
+SYNC_JOURNAL_LABEL = "SyncJournal"
+# Edges from provenance nodes (ROI, Prediction) into a concept: moved to the concept's new node.
+PROVENANCE_EDGE_TYPES: tuple[str, ...] = ("DEPICTS", "PREDICTS", "ATTENDED")
+
+BEGIN_SYNC_JOURNAL = f"""
+CREATE (j:{SYNC_JOURNAL_LABEL})
+SET j = $props
+RETURN count(j) AS written
+"""
+
+LIST_SYNC_JOURNALS = f"MATCH (j:{SYNC_JOURNAL_LABEL}) RETURN properties(j) AS props ORDER BY j.started_at, j.id"
+
+END_SYNC_JOURNAL = f"""
+MATCH (j:{SYNC_JOURNAL_LABEL} {{id: $id}})
+DELETE j
+RETURN count(*) AS written
+"""
+
+RETIRE_CONCEPTS = f"""
+UNWIND $rows AS concept_id
+MATCH (n:{CONCEPT} {{variant: $variant, id: concept_id}})
+SET n.variant = $retired
+RETURN count(n) AS written
+"""
+
+RESTORE_RETIRED_CONCEPTS = f"""
+MATCH (n:{CONCEPT}) WHERE n.variant = $retired AND n.id IS NOT NULL
+SET n.variant = $variant
+RETURN count(n) AS written
+"""
+
+DELETE_RETIRED_CONCEPTS = f"""
+UNWIND $rows AS concept_id
+MATCH (n:{CONCEPT} {{variant: $retired, id: concept_id}})
+DETACH DELETE n
+RETURN count(*) AS written
+"""
+
+
+def move_provenance_edges(rel_type: str) -> str:
+    """Copy the provenance edges of one type from retired concepts onto their new-kind nodes."""
+    name = identifier(rel_type, PROVENANCE_EDGE_TYPES)
+    return f"""
+UNWIND $rows AS concept_id
+MATCH (old:{CONCEPT} {{variant: $retired, id: concept_id}})<-[r:{name}]-(source)
+MATCH (new:{CONCEPT} {{variant: $variant, id: concept_id}})
+CREATE (source)-[moved:{name}]->(new)
+SET moved = properties(r)
+RETURN count(moved) AS written
 """
 
 
@@ -326,44 +385,13 @@ ORDER BY evidence_weight DESC, attention_weight DESC
 
 # --- read-only user queries --------------------------------------------------------------------
 
-# Clauses and keywords that write, administer or reach outside the graph. ``CALL`` is allowed
-# only for the read procedures listed below. The check runs on the text with string literals,
-# backticked names and comments blanked out, so a property value saying "DELETE" is fine.
-_WRITE_KEYWORDS = (
-    "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "FOREACH", "LOAD",
-    "ALTER", "GRANT", "DENY", "REVOKE", "RENAME", "START", "STOP", "TERMINATE", "USE",
-    "ENABLE", "DEALLOCATE", "REALLOCATE", "IMPORT", "INSERT", "UPDATE", "UPSERT", "TRUNCATE",
-)
-READ_PROCEDURES = frozenset({
-    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
-    "db.schema.nodetypeproperties", "db.schema.reltypeproperties",
-})
-_MASK = re.compile(
-    r"'(?:[^'\\]|\\.)*'"  # single-quoted string
-    r'|"(?:[^"\\]|\\.)*"'  # double-quoted string
-    r"|`[^`]*`"  # backticked identifier
-    r"|//[^\n]*"  # line comment
-    r"|/\*.*?\*/",  # block comment
-    re.DOTALL,
-)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# The guard parses the query and allows only reading clauses, the read procedures and the
+# functions it lists (kg/cypher_guard.py says how and why); these names stay here for callers.
+READ_PROCEDURES = cypher_guard.READ_PROCEDURES
+READ_FUNCTIONS = cypher_guard.READ_FUNCTIONS
 
 
 def ensure_read_only(cypher: str) -> str:
-    """Return ``cypher`` unchanged if it only reads; raise ``ReadOnlyQueryError`` naming the clause."""
-    if not cypher.strip():
-        raise ReadOnlyQueryError("empty query")
-    masked = _MASK.sub(" ", cypher)
-    for match in _WORD.finditer(masked):
-        upper = match.group(0).upper()
-        if upper in _WRITE_KEYWORDS:
-            raise ReadOnlyQueryError(f"read-only queries may not use {upper}")
-        if upper == "CALL":
-            # A procedure name must follow CALL directly; anything else (a "{" subquery) is refused.
-            procedure = _WORD.match(masked[match.end():].lstrip())
-            name = procedure.group(0) if procedure else ""
-            if name.lower() not in READ_PROCEDURES:
-                raise ReadOnlyQueryError(
-                    f"read-only queries may CALL only {', '.join(sorted(READ_PROCEDURES))}; got {name or 'a subquery'}"
-                )
+    """Return ``cypher`` unchanged if it only reads; raise ``ReadOnlyQueryError`` naming what is refused."""
+    cypher_guard.check_read_only(cypher)
     return cypher

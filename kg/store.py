@@ -6,24 +6,34 @@ opened on either backend) and runs only the named statements of ``kg.queries``.
 Every write is one transaction: a sync, a variant's creation or deletion, one image's
 provenance. A failure anywhere inside (a validation error, a row that matched nothing, a
 constraint the database enforces) rolls the whole transaction back, so the graph is exactly as
-it was before the call.
+it was before the call. The one exception, a sync that changes a concept's kind on ArcadeDB,
+takes two journalled transactions that a failure or a crash undoes together (see
+``GraphStore._sync_with_kind_changes``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+import os
+import socket
+import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Iterator, Sequence
 
 import neo4j
-from neo4j.exceptions import ConstraintError, Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import ConstraintError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from anatomy_vlm.exceptions import (
     GraphStoreError,
     GraphUnavailableError,
+    QueryTimeoutError,
+    ReadOnlyQueryError,
     UnknownConceptError,
     VariantError,
 )
@@ -42,6 +52,16 @@ from anatomy_vlm.kg.types import (
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
 
 _KIND_BY_LABEL = {kind.value: kind for kind in ConceptKind}
+
+MAX_RESULT_BYTES = 8 * 1024 * 1024  # default cap on a read-only query's rows, as JSON, while streaming
+# The watchdog severs a read-only query's connection this long after its transaction timeout:
+# late enough that a server which honours the timeout answers first with its own error (Neo4j
+# checks timeouts every db.transaction.monitor.check.interval, 2 s by default).
+WATCHDOG_GRACE_S = 2.5
+_READ_FETCH_SIZE = 256  # records per PULL: the byte cap then stops fetching within one batch
+# Server error codes of a statement refused as a write or an administration in a READ session
+# (Neo4j's access mode) or for a user without the privilege (ArcadeDB's read-only group).
+_REFUSED_CODES = ("Neo.ClientError.Statement.AccessMode", "Neo.ClientError.Security.Forbidden")
 
 
 def _batches(rows: Sequence[dict], size: int) -> Iterator[list[dict]]:
@@ -66,6 +86,44 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# -- kind-change sync journals (see GraphStore._sync_with_kind_changes) --------------------------
+# Variant names cannot hold NUL (create_variant allows letters, digits, "-", "_", "."), so no
+# variant's reads ever match a retired key space.
+_RETIRED_MARK = "\u0000retired\u0000"
+# Journals of the syncs running in this process, which a recovery here must leave alone.
+_ACTIVE_JOURNALS: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _journal_is_live(journal: dict) -> bool:
+    """Is the sync that wrote ``journal`` still running: here, or in a live process on this host?"""
+    with _ACTIVE_LOCK:
+        if journal.get("id") in _ACTIVE_JOURNALS:
+            return True
+    host, _, pid = str(journal.get("owner", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        # Another host cannot be asked; its sync, if alive, fails cleanly at commit once its
+        # journal is gone. Our own pid without the journal in _ACTIVE_JOURNALS: a dead predecessor.
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _expect(tx: neo4j.Transaction, statement: str, expected: int, what: str, **params: object) -> None:
+    written = tx.run(statement, params).single()["written"]
+    if written != expected:
+        raise GraphStoreError(f"{written} of {expected} {what}; was the variant changed concurrently?")
+
+
 class GraphStore:
     """Ontology sync, knowledge variants, exports, neighbourhoods and provenance over one database."""
 
@@ -76,10 +134,14 @@ class GraphStore:
         database: str | None = None,
         dialect: Dialect = NEO4J,
         batch_size: int = 5000,
+        read_driver: neo4j.Driver | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.driver = driver
+        # User-supplied queries (``run_read_query``) go through this one: a read-only database
+        # user where the backend has one (see ``kg.backends.GraphConnection``).
+        self.read_driver = read_driver
         self.database = database
         self.dialect = dialect
         self.batch_size = batch_size
@@ -164,18 +226,21 @@ class GraphStore:
         parent: str | None = None,
         recipe: str | None = None,
     ) -> SyncReport:
-        """Make ``variant`` hold exactly ``ontology``, in one transaction.
+        """Make ``variant`` hold exactly ``ontology``: all of it or, after any failure, none of it.
 
         The variant's current content is read and diffed against ``ontology``; new concepts and
         relations are created and changed ones updated in batches of ``batch_size`` rows
         (``UNWIND``), those no longer in the ontology are removed, and unchanged ones are not
         touched, so a rerun writes nothing. The variant records the ontology's content hash as
-        its version.
+        its version. This is one transaction, except for a kind change where labels cannot
+        change in place (ArcadeDB): see ``_sync_with_kind_changes``.
         """
         started = time.perf_counter()
         if validate:
             ontology.validate()
         self.ensure_schema()
+        # A kind-change sync of this variant that a crash interrupted is undone before diffing.
+        self.recover_interrupted_syncs(variant)
         version = ontology.content_hash()
         known = {c.id for c in ontology.concepts}
         with self._session() as session:
@@ -192,23 +257,112 @@ class GraphStore:
             if not plan.recreated:
                 self._write(session, variant, write_all)
             else:
-                # ArcadeDB keeps a node's labels as its record type and refuses, within one
-                # transaction, to delete a key and create it again under a uniqueness constraint.
-                # So a concept whose kind changed is removed in a transaction of its own first;
-                # if the main transaction then fails, the prior content is written back.
-                prior = self._ontology_from_state(current_concepts, current_relations, variant)
-                self._write(session, variant, lambda tx: tx.run(
-                    queries.DELETE_CONCEPTS, rows=plan.recreated, variant=variant).consume())
-                try:
-                    self._write(session, variant, write_all)
-                except Exception:
-                    restore = _SyncPlan.build(
-                        prior, self._concept_state(session, variant), self._relation_state(session, variant),
-                        relabel_in_place=False,
-                    )
-                    self._write(session, variant, lambda tx: self._apply(tx, restore, variant, set(current_concepts)))
-                    raise
+                self._sync_with_kind_changes(session, variant, plan, version, write_all)
         return plan.report(variant, version, time.perf_counter() - started)
+
+    def _sync_with_kind_changes(self, session: neo4j.Session, variant: str, plan: "_SyncPlan", version: str, write_all) -> None:
+        """Sync a plan with concepts to recreate under a new kind label, recoverably.
+
+        Why not one transaction: ArcadeDB keeps a node's labels as its record type, and its unique
+        index refuses, within one transaction, a (variant, id) key that leaves one record type
+        (deleted, or moved to another key) and is added to another (measured on 26.10: "Duplicated
+        key ... on index 'Concept[variant,id]'" at commit, even with the old node renamed first).
+        A deleted-then-recreated key is accepted only across transactions. So:
+
+        1. one transaction writes a ``:SyncJournal`` (the variant, its retired key space, the
+           concept ids, the old and the intended version) and moves the concepts whose kind
+           changed into the retired key space (``variant`` + NUL + "retired" + NUL + journal id;
+           variant names cannot hold NUL), keeping their properties, relations and provenance
+           edges. No read of ``variant`` sees them, and the variant's version is unchanged;
+        2. one transaction writes the whole plan (the new-kind nodes and every relation touching
+           them included), copies provenance edges onto the new nodes, deletes the retired nodes,
+           records the new version and deletes the journal. It commits only if the journal is
+           still there (a recovery elsewhere may have undone it).
+
+        If the second fails the first is undone here; if this process or the engine dies in
+        between, ``recover_interrupted_syncs`` (run by ``GraphConnection.open`` and by every
+        sync) undoes it: the retired nodes move back, so the variant is all-old again, with its
+        provenance edges, and its version still names that content. A crash therefore leaves
+        every variant all-old or all-new once the store is opened again.
+        """
+        journal_id = uuid.uuid4().hex
+        retired = f"{variant}{_RETIRED_MARK}{journal_id}"
+        existing = session.execute_read(lambda tx: tx.run(queries.GET_VARIANT, name=variant).single())
+        journal = {
+            "id": journal_id, "variant": variant, "retired": retired, "concepts": list(plan.recreated),
+            "version": version, "prior_version": existing["props"].get("version", "") if existing else "",
+            "owner": _owner(), "started_at": _now(),
+        }
+
+        def retire(tx: neo4j.Transaction) -> None:
+            tx.run(queries.BEGIN_SYNC_JOURNAL, props=journal).consume()
+            _expect(tx, queries.RETIRE_CONCEPTS, len(plan.recreated), f"concepts retired from {variant!r}",
+                    rows=plan.recreated, variant=variant, retired=retired)
+
+        def finish(tx: neo4j.Transaction) -> None:
+            write_all(tx)
+            for rel_type in queries.PROVENANCE_EDGE_TYPES:
+                tx.run(queries.move_provenance_edges(rel_type), rows=plan.recreated, variant=variant, retired=retired).consume()
+            _expect(tx, queries.DELETE_RETIRED_CONCEPTS, len(plan.recreated), f"retired concepts of {variant!r} deleted",
+                    rows=plan.recreated, retired=retired)
+            if tx.run(queries.END_SYNC_JOURNAL, id=journal_id).single()["written"] != 1:
+                raise GraphStoreError(
+                    f"the sync of variant {variant!r} was undone by a recovery elsewhere while it ran; nothing was written"
+                )
+
+        with _ACTIVE_LOCK:
+            _ACTIVE_JOURNALS.add(journal_id)
+        try:
+            self._write(session, variant, retire)
+            try:
+                self._write(session, variant, finish)
+            except BaseException as error:
+                try:
+                    self._undo_sync(session, journal)
+                except Exception as undo_error:  # e.g. the engine is gone: the journal stays for recovery
+                    error.add_note(f"undoing the first step failed too ({undo_error}); the next open or sync undoes it")
+                raise
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE_JOURNALS.discard(journal_id)
+
+    @_surface_unreachable
+    def recover_interrupted_syncs(self, variant: str | None = None) -> list[str]:
+        """Undo every kind-change sync (of ``variant``, or of all) that a crash left half done.
+
+        Returns the variants restored. A journal whose sync is still running (in this process, or
+        in a live process on this host) is left alone; for ``variant`` it is refused, since a
+        second sync of one variant cannot run beside it.
+        """
+        restored: list[str] = []
+        if self.dialect.relabels_in_place:
+            return restored  # such a backend changes kinds in the sync's one transaction: no journals
+        for record in self._read(queries.LIST_SYNC_JOURNALS):
+            journal = dict(record["props"])
+            if variant is not None and journal.get("variant") != variant:
+                continue
+            if _journal_is_live(journal):
+                if variant is not None:
+                    raise GraphStoreError(
+                        f"a sync of variant {variant!r} that changes concept kinds is running "
+                        f"(process {journal.get('owner')}, since {journal.get('started_at')}); wait for it to finish"
+                    )
+                continue
+            with self._session() as session:
+                self._undo_sync(session, journal)
+            restored.append(journal["variant"])
+        return restored
+
+    def _undo_sync(self, session: neo4j.Session, journal: dict) -> None:
+        """Move a journal's retired concepts back into their variant and drop the journal, in one transaction."""
+        variant = journal["variant"]
+
+        def undo(tx: neo4j.Transaction) -> None:
+            # Nothing to undo if the journal is gone: the sync committed, or another recovery ran.
+            if tx.run(queries.END_SYNC_JOURNAL, id=journal["id"]).single()["written"] == 1:
+                tx.run(queries.RESTORE_RETIRED_CONCEPTS, retired=journal["retired"], variant=variant).consume()
+
+        self._write(session, variant, undo)
 
     @staticmethod
     def _write(session: neo4j.Session, variant: str, work) -> None:
@@ -223,7 +377,10 @@ class GraphStore:
             raise GraphStoreError(f"sync of variant {variant!r} failed, nothing was written: {error.message}") from error
         finally:
             if not tx.closed():
-                tx.rollback()
+                try:
+                    tx.rollback()
+                except (Neo4jError, DriverError):
+                    pass  # the connection is gone, and with it the transaction; keep the first error
 
     def _apply(self, tx: neo4j.Transaction, plan: "_SyncPlan", variant: str, known: set[str]) -> None:
         """Write a plan: removals first, then relabels, then concepts, then relations."""
@@ -413,26 +570,71 @@ class GraphStore:
         *,
         limit: int = 1000,
         timeout_s: float = 30.0,
+        max_bytes: int = MAX_RESULT_BYTES,
     ) -> QueryResult:
-        """Run a user's Cypher in a READ transaction with a timeout, returning at most ``limit`` rows.
+        """Run a user's Cypher read-only, bounded in time, rows and bytes.
 
-        Clauses that write or administer are refused before the query reaches the server, on
-        both backends (ArcadeDB does not enforce a READ transaction's access mode by itself).
+        Clauses that write or administer are refused before the query reaches the server
+        (``queries.ensure_read_only``). The query then runs in a READ transaction as the store's
+        read-only user (``read_driver``) when there is one, so a query the text check let
+        through still cannot write where the server enforces that (docs/security/server.md).
+
+        Rows are streamed: fetching stops after ``limit`` rows or once the rows taken, as JSON,
+        would pass ``max_bytes``; either sets ``truncated``. The transaction carries
+        ``timeout_s`` (Neo4j cancels it then); a watchdog severs the connection if no answer has
+        come ``WATCHDOG_GRACE_S`` later (ArcadeDB ignores the timeout and stops a statement only
+        at its own ``statement_timeout_s``; a parse that never ends on Neo4j is cut the same
+        way). Either raises ``QueryTimeoutError``. A statement the server refuses as a write or
+        an administration raises ``ReadOnlyQueryError``.
         """
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         queries.ensure_read_only(cypher)
-        with self._session(neo4j.READ_ACCESS) as session:
-            try:
-                with session.begin_transaction(timeout=timeout_s) as tx:
-                    result = tx.run(cypher, parameters or {})
-                    columns = list(result.keys())
-                    records = result.fetch(limit + 1)
-                    tx.rollback()
-            except Neo4jError as error:
+        driver = self.read_driver or self.driver
+        rows: list[dict[str, object]] = []
+        truncated = False
+        watchdog = _Watchdog(timeout_s + WATCHDOG_GRACE_S)
+        try:
+            with driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS,
+                                fetch_size=min(limit + 1, _READ_FETCH_SIZE)) as session:
+                with watchdog.guarding(session):
+                    tx = session.begin_transaction(timeout=timeout_s)
+                    try:
+                        result = tx.run(cypher, parameters or {})
+                        columns = list(result.keys())
+                        size = 0
+                        for record in result:
+                            if len(rows) == limit:
+                                truncated = True
+                                break
+                            size += _json_size(dict(zip(record.keys(), record.values())), max_bytes - size)
+                            if size > max_bytes:
+                                truncated = True
+                                break
+                            rows.append(record.data())
+                    finally:
+                        # Rolls back, and discards what the server still holds of a truncated
+                        # result; on a severed connection there is nothing left to close.
+                        with contextlib.suppress(Neo4jError, DriverError, OSError):
+                            tx.close()
+        except (Neo4jError, DriverError, OSError) as error:
+            if watchdog.fired:
+                raise QueryTimeoutError(timeout_s, "no answer, connection closed") from error
+            if isinstance(error, Neo4jError):
+                code = error.code or ""
+                if "TimedOut" in code or "Timeout" in code:
+                    raise QueryTimeoutError(timeout_s, error.message or code) from error
+                if code in _REFUSED_CODES:
+                    raise ReadOnlyQueryError(
+                        f"the graph server refused the query as a write or an administration ({code})"
+                    ) from error
                 raise GraphStoreError(f"query failed: {error.message}") from error
-        rows = [record.data() for record in records[:limit]]
-        return QueryResult(columns=columns, rows=rows, truncated=len(records) > limit)
+            raise  # the server went away: _surface_unreachable reports it
+        return QueryResult(columns=columns, rows=rows, truncated=truncated)
 
     # -- provenance ----------------------------------------------------------------------------
     @_surface_unreachable
@@ -561,6 +763,84 @@ class GraphStore:
         if not rows:
             raise GraphStoreError(f"no prediction with id {prediction_id!r}")
         return QueryResult(columns=columns, rows=rows)
+
+
+def _json_size(value: object, budget: int) -> int:
+    """At least the bytes ``value`` takes as UTF-8 JSON (as ``record.data()`` gives it, and the
+    API sends it), counted without building it; counting stops as soon as ``budget`` is passed.
+
+    Measured before ``record.data()``: converting a 3,000,000-element list took longer than the
+    query's timeout, so a row over the cap must be refused before it is converted.
+    """
+    size = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if item is None or isinstance(item, bool):
+            size += 5
+        elif isinstance(item, (int, float)):
+            size += len(repr(item))
+        elif isinstance(item, str):  # with its quotes and escapes
+            size += len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        elif isinstance(item, (bytes, bytearray)):
+            size += 2 * len(item) + 2  # shown as hex
+        elif isinstance(item, dict):
+            size += 2 + sum(len(str(key)) + 6 for key in item)
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            size += 2 + 2 * len(item)  # brackets, separators
+            if size <= budget:
+                pending.extend(item)
+        elif isinstance(item, neo4j.graph.Node):
+            pending.append(dict(item.items()))
+        elif isinstance(item, neo4j.graph.Relationship):
+            pending.append([dict(item.start_node.items()) if item.start_node else {}, item.type,
+                            dict(item.end_node.items()) if item.end_node else {}])
+        elif isinstance(item, neo4j.graph.Path):
+            pending.append(list(item.nodes) + list(item.relationships))
+        else:  # temporal and spatial values are shown as text
+            size += len(str(item)) + 2
+        if size > budget:
+            return size
+    return size
+
+
+class _Watchdog:
+    """Severs one session's connection if the work guarded by ``guarding`` outlives ``seconds``.
+
+    Closing a whole driver would also cut every other query sharing its pool, and the driver has
+    no public way to abort one connection, so the session's own socket is shut down: the
+    blocked read in the caller's thread then fails at once and the connection is discarded.
+    ``tests/kg/test_read_only_server.py`` checks that this still works on both backends.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._done = False
+
+    @contextlib.contextmanager
+    def guarding(self, session: neo4j.Session) -> Iterator[None]:
+        timer = threading.Timer(self.seconds, self._fire, args=(session,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._done = True
+            timer.cancel()
+
+    def _fire(self, session: neo4j.Session) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            raw = getattr(getattr(getattr(session, "_connection", None), "socket", None), "_socket", None)
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_RDWR)
 
 
 def _concept(concept_id: str, kind: str, props: dict) -> Concept:

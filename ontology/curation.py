@@ -4,15 +4,23 @@ The curated ontology lives as two CSV files in one folder (``concepts.csv`` and 
 read and written by ``ontology.sources_io``). A :class:`Curator` is how an informatician changes
 them. Each change
 
-1. reads the sources and applies the change in memory (an unknown id, or adding what already
+1. checks every value the change brings in against the field rules of ``ontology.limits``
+   (sizes, ids, codes, control characters, weights, counts): a :class:`FieldError` (a
+   ``CurationError`` and a ``ValueError``) names the field;
+2. reads the sources and applies the change in memory (an unknown id, or adding what already
    exists, raises :class:`CurationError` naming it);
-2. returns ``False`` and writes nothing when the result equals what was there (a no-op);
-3. validates the *whole* resulting ontology with the curator's validator and raises
+3. returns ``False`` and writes nothing when the result equals what was there (a no-op);
+4. validates the *whole* resulting ontology with the curator's validator and raises
    ``OntologyValidationError`` on any problem, writing nothing;
-4. writes the sources atomically, appends one JSON line to the audit log, and, when a graph store
-   is given, syncs the new ontology into its variant. If the append or the sync fails, the source
-   files get their previous bytes back and the audit line is cut off again before the error is
-   re-raised, so the sources, the audit log and the graph never disagree.
+5. stages the new sources beside the old ones and reads them back with the real reader
+   (``sources_io.stage_sources``), and writes the concepts the change touched as OWL and parses
+   that back (``ontology.owl``): a change that would not read back is refused, writing nothing;
+6. only then moves the staged sources into place, appends one JSON line to the audit log, and,
+   when a graph store is given, syncs the published ontology into its variant (one transaction).
+   If the append or the sync fails, the source files get their previous bytes back and the audit
+   line is cut off again before the error is re-raised, so the sources, the audit log and the
+   graph never disagree. Should the sync fail *after* its transaction committed (the graph's
+   version is the one published), all three hold the new state and the change stands.
 
 The audit record says who changed what, when and why, with the before and after values and the
 content hash (``Ontology.content_hash()``) of the ontology before and after. Changes to one
@@ -26,18 +34,30 @@ import contextlib
 import dataclasses
 import getpass
 import json
+import logging
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence, Union
 
 from anatomy_vlm.atomic import write_atomically
 from anatomy_vlm.exceptions import CurationError, OntologyError, OntologyValidationError
+from anatomy_vlm.ontology import limits
 from anatomy_vlm.ontology.diff import OntologyDiff, diff_ontologies
+from anatomy_vlm.ontology.limits import FieldError
 from anatomy_vlm.ontology.model import Concept, ConceptKind, Ontology, Relation, RelationType
-from anatomy_vlm.ontology.sources_io import CONCEPTS_FILE, LIST_SEPARATOR, RELATIONS_FILE, read_sources, write_sources
+from anatomy_vlm.ontology.sources_io import (
+    CONCEPTS_FILE,
+    LIST_SEPARATOR,
+    RELATIONS_FILE,
+    StagedSources,
+    UnwritableSourcesError,
+    read_sources,
+    stage_sources,
+)
 
 try:  # POSIX advisory locks; on Windows concurrent curators of one folder are not guarded
     import fcntl
@@ -55,7 +75,10 @@ __all__ = [
     "CurationError",
     "Curator",
     "EdgeKey",
+    "FieldError",
 ]
+
+log = logging.getLogger(__name__)
 
 # The files of a sources folder (formats fixed in ``sources_io``); their bytes are what a failed
 # audit append or graph sync restores.
@@ -216,6 +239,7 @@ class Curator:
     # -- changes -------------------------------------------------------------------------------
     def add_concept(self, concept: Concept, *, why: str) -> bool:
         """Add a new concept; an id that already exists is refused."""
+        limits.check_concept(concept)
 
         def edit(ontology: Ontology) -> _Edit:
             if concept.id in ontology:
@@ -233,6 +257,7 @@ class Curator:
 
     def add_edge(self, relation: Relation, *, why: str) -> bool:
         """Add a new relation between two existing concepts; a key that already exists is refused."""
+        limits.check_relation(relation)
 
         def edit(ontology: Ontology) -> _Edit:
             missing = [i for i in dict.fromkeys((relation.start, relation.end)) if i not in ontology]
@@ -249,16 +274,30 @@ class Curator:
 
     def set(self, concept_id: str, field: str, value: object, *, why: str) -> bool:
         """Set one field of a concept; ``synonyms``/``codes`` take a list or a ``|``-separated string."""
-        parsed = _parse_field(concept_id, field, value)
+        return self.set_fields(concept_id, {field: value}, why=why)
+
+    def set_fields(self, concept_id: str, values: Mapping[str, object], *, why: str) -> bool:
+        """Set several fields of a concept as one change (one audit record, all or nothing).
+
+        The record's ``before``/``after`` hold the fields whose value changed.
+        """
+        if not values:
+            raise ValueError(f"set {concept_id!r}: give at least one field to set")
+        owner = f"concept {concept_id!r}"
+        parsed = {field: _parse_field(concept_id, field, value) for field, value in values.items()}
+        for field, value in parsed.items():
+            limits.check_concept_field(field, value, owner=owner)
 
         def edit(ontology: Ontology) -> _Edit | None:
             old = _require_concept(ontology, concept_id)
-            new = dataclasses.replace(old, **{field: parsed})
+            new = dataclasses.replace(old, **parsed)
             if new == old:
                 return None
+            old_values, new_values = _concept_dict(old), _concept_dict(new)
+            changed = [field for field in parsed if old_values[field] != new_values[field]]
             return _Edit(
                 ontology.with_changes(concepts=[new if c.id == concept_id else c for c in ontology.concepts]),
-                before={field: _concept_dict(old)[field]}, after={field: _concept_dict(new)[field]},
+                before={f: old_values[f] for f in changed}, after={f: new_values[f] for f in changed},
                 concepts=(concept_id,),
             )
 
@@ -271,6 +310,11 @@ class Curator:
             raise ValueError(f"set_edge {_label(edge_key)}: give weight and/or count")
         new_weight = UNSET if weight is UNSET else _parse_weight(edge_key, weight)
         new_count = UNSET if count is UNSET else _parse_count(edge_key, count)
+        owner = f"relation {_label(edge_key)}"
+        if new_weight is not UNSET:
+            limits.check_weight(new_weight, owner=owner)
+        if new_count is not UNSET:
+            limits.check_count(new_count, owner=owner)
 
         def edit(ontology: Ontology) -> _Edit | None:
             old = _require_relation(ontology, edge_key)
@@ -331,10 +375,10 @@ class Curator:
 
     # -- the one write path --------------------------------------------------------------------
     def _change(self, action: str, target: str | EdgeKey, why: str, edit: Callable[[Ontology], _Edit | None]) -> bool:
-        """Read, edit in memory, validate, then write sources + audit line (+ graph) or nothing."""
+        """Read, edit in memory, validate, stage and read back, then write sources + audit line
+        (+ graph) or nothing."""
         why = _require_why(why, action, target)
         with self._locked():
-            saved = self._snapshot()
             before = read_sources(self.sources_dir)
             change = edit(before)
             if change is None:
@@ -357,17 +401,51 @@ class Curator:
                 version_after=version_after,
                 concepts=change.concepts,
             )
-            audit_size = self.audit_log.stat().st_size if self.audit_log.is_file() else None
             try:
-                write_sources(change.ontology, self.sources_dir)
-                self._append(record)
-                if self.store is not None:
-                    self.store.sync(self.publish(change.ontology), self.variant)
-            except BaseException:
-                # Interrupts included: sources, audit log and graph must never disagree.
-                self._restore(saved, audit_size)
-                raise
+                staged = stage_sources(change.ontology, self.sources_dir)
+            except UnwritableSourcesError as error:
+                raise FieldError("sources", f"the change cannot be stored: {error}") from error
+            with staged:
+                _check_owl_round_trip(change)
+                self._commit(staged, change, record)
         return True
+
+    def _commit(self, staged: StagedSources, change: _Edit, record: AuditRecord) -> None:
+        """Install the staged sources, append the record, publish; on failure restore all three."""
+        saved = self._snapshot()
+        audit_size = self.audit_log.stat().st_size if self.audit_log.is_file() else None
+        published_version: str | None = None
+        try:
+            staged.install()
+            self._append(record)
+            if self.store is not None:
+                published = self.publish(change.ontology)
+                published_version = published.content_hash()
+                self.store.sync(published, self.variant)
+        except BaseException as error:
+            # Interrupts included: sources, audit log and graph must never disagree.
+            if published_version is not None and self._graph_holds(published_version, error):
+                # The sync's transaction committed before the error: the graph, the sources and
+                # the audit log all hold the new state already, so the change stands.
+                log.warning("curation %s %s: the graph committed version %s before %r; the change stands",
+                            record.action, record.target, published_version[:12], error)
+                if isinstance(error, Exception):
+                    return
+                raise
+            self._restore(saved, audit_size)
+            raise
+
+    def _graph_holds(self, version: str, error: BaseException) -> bool:
+        """Whether the graph variant records ``version`` (False when the graph cannot say)."""
+        try:
+            return self.store is not None and self.store.version(self.variant) == version
+        except Exception as check_error:  # e.g. the graph went away: the sync most likely did not commit
+            error.add_note(
+                f"the graph could not be asked whether the sync committed ({check_error}); the sources and "
+                f"the audit log were restored; if the graph variant {self.variant!r} shows version "
+                f"{version[:12]}..., sync it again from the sources"
+            )
+            return False
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -419,11 +497,41 @@ class Curator:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _check_owl_round_trip(change: _Edit) -> None:
+    """Write the concepts the change touched (and the relations between them) as OWL and read that
+    back: a value XML cannot hold would make every later OWL export unreadable.
+
+    Only the touched part is exported (tens of milliseconds instead of about half a second for
+    the whole ontology): an OWL class depends on its own concept and edges only.
+    """
+    from anatomy_vlm.ontology.owl import load_owl, save_owl  # owlready2 loads only when needed
+
+    ontology = change.ontology
+    ids = {concept_id for concept_id in change.concepts if concept_id in ontology}
+    if not ids:
+        return
+    part = Ontology(
+        concepts=tuple(ontology[i] for i in ids),
+        relations=tuple(r for r in ontology.relations if r.start in ids and r.end in ids),
+        name=ontology.name,
+    )
+    with tempfile.TemporaryDirectory(prefix="curation-owl-") as folder:
+        path = Path(folder) / "change.owl"
+        try:
+            save_owl(part, path)
+            read_back = load_owl(path)
+        except OntologyError as error:
+            raise FieldError("owl", f"the change cannot be exported as OWL: {error}") from error
+    if read_back != part:
+        changed = sorted(c.id for c in part.concepts if c not in read_back.concepts)
+        raise FieldError("owl", f"concept(s) {changed[:5]} would read back differently from the OWL export")
+
+
 def _require_why(why: object, action: str, target: str | EdgeKey) -> str:
+    shown = target if isinstance(target, str) else _label(target)
     if not isinstance(why, str) or not why.strip():
-        shown = target if isinstance(target, str) else _label(target)
         raise ValueError(f"{action} {shown}: a reason (why) is required and must not be empty")
-    return why.strip()
+    return limits.check_text("why", why.strip(), owner=f"{action} {shown}")
 
 
 def _require_concept(ontology: Ontology, concept_id: str) -> Concept:
@@ -462,10 +570,8 @@ def _parse_field(concept_id: str, field: str, value: object) -> object:
         items = value.split(LIST_SEPARATOR) if isinstance(value, str) else value
         if not isinstance(items, (list, tuple, set, frozenset)):
             raise ValueError(f"{field} of concept {concept_id!r}: expected a list or a '|'-separated string, got {value!r}")
+        # A "|" inside an item is refused by the field rules (limits), naming the item.
         parsed = {str(item).strip() for item in items if str(item).strip()}
-        joined = sorted(item for item in parsed if LIST_SEPARATOR in item)
-        if joined:  # the CSV sources join items with the separator, so no item may hold it
-            raise ValueError(f"{field} of concept {concept_id!r}: {joined!r} hold {LIST_SEPARATOR!r}, which separates items")
         return tuple(sorted(parsed))
     if field == "kind":
         text = str(getattr(value, "value", value)).strip()

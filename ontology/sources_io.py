@@ -18,8 +18,13 @@ Format (fixed; the curation tools code against it):
 :func:`read_sources` checks the format only (header, field count, kinds, types, numbers, empty
 list items, duplicate keys) and names the file and line of the first bad row; whether the content
 makes a valid ontology (dangling ends, cycles, kinds of relation ends) is ``Ontology.validate()``'s
-business, so that a curator can load a broken state to repair it. :func:`write_sources` writes
-both files atomically and leaves a file untouched when its bytes would not change.
+business, so that a curator can load a broken state to repair it.
+
+:func:`write_sources` never leaves sources it cannot read back: it renders both files, writes
+them to temporary files beside the targets, reads those back with :func:`read_sources`' own
+reader and compares the result with the ontology given, and only then moves them into place
+(``os.replace``); a file whose bytes would not change is left untouched. :func:`stage_sources`
+is the same in two steps, for a caller (the Curator) that checks more before installing.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ class SourceFormatError(FileFormatError):
         super().__init__(Path(path), line, problem)
 
 
+class UnwritableSourcesError(OntologyError):
+    """An ontology cannot be written as sources: a value the format cannot hold, or files that
+    would not read back as the ontology written. The message names the concept or the row."""
+
+
 # -- reading -------------------------------------------------------------------------------------
 def read_sources(folder: str | Path = DEFAULT_SOURCES_DIR) -> Ontology:
     """The curated ontology held by ``folder``'s ``concepts.csv`` and ``relations.csv``.
@@ -60,10 +70,15 @@ def read_sources(folder: str | Path = DEFAULT_SOURCES_DIR) -> Ontology:
     malformed row, and ``OntologyError`` when a file is missing or unreadable.
     """
     folder = Path(folder)
-    concepts = [_concept_from_row(*row) for row in _rows(folder / CONCEPTS_FILE, CONCEPT_COLUMNS)]
-    relations = [_relation_from_row(*row) for row in _rows(folder / RELATIONS_FILE, RELATION_COLUMNS)]
-    _refuse_duplicates(folder / CONCEPTS_FILE, [(line, c.id) for line, c in concepts], "concept id")
-    _refuse_duplicates(folder / RELATIONS_FILE, [(line, r.key) for line, r in relations], "relation")
+    return read_source_files(folder / CONCEPTS_FILE, folder / RELATIONS_FILE)
+
+
+def read_source_files(concepts_path: Path, relations_path: Path) -> Ontology:
+    """:func:`read_sources` of two files named as given (e.g. staged copies of a folder's files)."""
+    concepts = [_concept_from_row(*row) for row in _rows(concepts_path, CONCEPT_COLUMNS)]
+    relations = [_relation_from_row(*row) for row in _rows(relations_path, RELATION_COLUMNS)]
+    _refuse_duplicates(concepts_path, [(line, c.id) for line, c in concepts], "concept id")
+    _refuse_duplicates(relations_path, [(line, r.key) for line, r in relations], "relation")
     return Ontology(
         concepts=tuple(c for _, c in concepts), relations=tuple(r for _, r in relations), name=SOURCES_NAME
     )
@@ -168,35 +183,99 @@ def _refuse_duplicates(path: Path, keyed: list[tuple[int, object]], what: str) -
 def write_sources(ontology: Ontology, folder: str | Path = DEFAULT_SOURCES_DIR) -> list[Path]:
     """Write ``ontology`` as ``folder``'s two CSV files; return the paths whose bytes changed.
 
-    Both files are rendered first (a value the format cannot hold raises ``OntologyError``
-    naming the concept), written to temporary files in ``folder`` and then moved into place with
-    ``os.replace``, so a reader never sees half a file. A file whose bytes would not change is
-    not touched: rewriting unchanged sources is a no-op.
+    Staged and read back first (:func:`stage_sources`): a value the format cannot hold, or one
+    that would read back differently, raises ``OntologyError`` naming the concept and leaves the
+    folder as it was. A file whose bytes would not change is not touched.
     """
+    with stage_sources(ontology, folder) as staged:
+        return staged.install()
+
+
+class StagedSources:
+    """New sources written beside the old ones and read back, not yet in place.
+
+    ``ontology`` is what the staged files read back as (equal to the ontology staged). Use it as
+    a context manager: :meth:`install` moves the files into place; leaving the block without
+    installing removes them, so the folder keeps its old sources.
+    """
+
+    def __init__(self, folder: Path, staged: dict[Path, Path], ontology: Ontology):
+        self.folder = folder
+        self.staged = staged  # target path -> its staged temporary file (only files that change)
+        self.ontology = ontology
+
+    def install(self) -> list[Path]:
+        """Move the staged files into place (each one ``os.replace``); return the targets replaced."""
+        installed = []
+        try:
+            for path, temp in list(self.staged.items()):
+                os.replace(temp, path)
+                del self.staged[path]
+                installed.append(path)
+        except OSError as e:
+            raise OntologyError(f"{self.folder}: cannot write the sources: {e}") from e
+        return installed
+
+    def discard(self) -> None:
+        for temp in self.staged.values():
+            temp.unlink(missing_ok=True)
+        self.staged.clear()
+
+    def __enter__(self) -> "StagedSources":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
+def stage_sources(ontology: Ontology, folder: str | Path = DEFAULT_SOURCES_DIR) -> StagedSources:
+    """Render ``ontology``, write the files that change to temporary files in ``folder`` and read
+    them back with the real reader; ``OntologyError`` (nothing left behind) when that fails or
+    the ontology read back differs from ``ontology``."""
     folder = Path(folder)
     rendered = {
         folder / CONCEPTS_FILE: render_concepts(ontology),
         folder / RELATIONS_FILE: render_relations(ontology),
     }
     changed = [path for path, data in rendered.items() if not _same_bytes(path, data)]
-    if not changed:
-        return []
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OntologyError(f"{folder}: cannot create the sources folder: {e}") from e
-    temps: dict[Path, Path] = {}
+    staged = StagedSources(folder, {}, ontology)
     try:
         for path in changed:
-            temps[path] = write_temp_beside(path, rendered[path])
-        for path, temp in temps.items():
-            os.replace(temp, path)
+            staged.staged[path] = write_temp_beside(path, rendered[path])
+        files = {path: staged.staged.get(path, path) for path in rendered}
+        try:
+            read_back = read_source_files(files[folder / CONCEPTS_FILE], files[folder / RELATIONS_FILE])
+        except OntologyError as e:
+            raise UnwritableSourcesError(f"{folder}: the new sources would not read back: {e}") from e
+        if read_back != ontology:
+            raise UnwritableSourcesError(
+                f"{folder}: the new sources would read back differently: {_difference(ontology, read_back)}"
+            )
+        staged.ontology = read_back
     except OSError as e:
+        staged.discard()
         raise OntologyError(f"{folder}: cannot write the sources: {e}") from e
-    finally:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)  # left only when a step above failed
-    return changed
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def _difference(expected: Ontology, found: Ontology) -> str:
+    """The first concept or relation that differs, for an error message."""
+    found_concepts = {c.id: c for c in found.concepts}
+    for concept in expected.concepts:
+        if found_concepts.get(concept.id) != concept:
+            return f"concept {concept.id!r} would read back as {found_concepts.get(concept.id)!r}"[:500]
+    missing = set(found.relations) ^ set(expected.relations)
+    if missing:
+        return f"relation {sorted(missing, key=lambda r: r.key)[0]!r} differs"[:500]
+    extra = sorted(set(found_concepts) - {c.id for c in expected.concepts})
+    return f"concept(s) {extra[:5]} appear" if extra else "the content differs"
 
 
 def render_concepts(ontology: Ontology) -> bytes:
@@ -206,7 +285,7 @@ def render_concepts(ontology: Ontology) -> bytes:
         for column, items in (("synonyms", c.synonyms), ("codes", c.codes)):
             bad = [item for item in items if not item or LIST_SEPARATOR in item]
             if bad:
-                raise OntologyError(
+                raise UnwritableSourcesError(
                     f"concept {c.id!r}: {column} {bad!r} cannot be written (empty, or holds {LIST_SEPARATOR!r})"
                 )
         synonyms, codes = LIST_SEPARATOR.join(c.synonyms), LIST_SEPARATOR.join(c.codes)
@@ -220,7 +299,7 @@ def render_relations(ontology: Ontology) -> bytes:
     for r in sorted(ontology.relations, key=lambda r: r.key):
         if r.weight is not None and not math.isfinite(r.weight):
             label = f"relation {r.start!r} -[{r.type.value}]-> {r.end!r}"
-            raise OntologyError(f"{label}: weight {r.weight!r} is not finite")
+            raise UnwritableSourcesError(f"{label}: weight {r.weight!r} is not finite")
         weight = "" if r.weight is None else repr(float(r.weight))
         count = "" if r.count is None else str(int(r.count))
         rows.append([r.type.value, r.start, r.end, r.source, weight, count])

@@ -11,12 +11,21 @@ The curated "before" is read under a process-wide lock, so changes made through 
 serialised; the ``Curator``'s folder lock guards the sources against other writers (the CLI).
 Every curated version the service sees is kept as a JSON snapshot in ``state_dir/versions`` so
 ``/versions/diff`` can compare any two of them (the audit log names them by content hash).
+
+Each request is *one* Curator change (a PATCH of several fields too), so it is applied whole or
+not at all: the request schemas and the Curator apply the field rules of ``ontology.limits``
+(422 naming the field), and the Curator reads the staged sources back before it replaces them.
+What runs after the change committed (the version snapshot) cannot turn a committed change into
+an error: it is logged instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import threading
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +42,8 @@ from anatomy_vlm.exceptions import (
 )
 from anatomy_vlm.ontology.diff import OntologyDiff, diff_ontologies
 from anatomy_vlm.ontology.model import Concept, Ontology, Relation
+
+log = logging.getLogger(__name__)
 
 _CONCEPT_FIELDS = ("kind", "name", "synonyms", "definition", "codes", "source")
 _MIN_PREFIX = 8  # shortest version prefix /versions/diff accepts
@@ -110,26 +121,24 @@ def _audit_out(record) -> schemas.AuditOut:
     return schemas.AuditOut(**data)
 
 
-def _apply(runtime: Runtime, principal: Principal, steps: list[Callable]) -> schemas.CurationOut:
-    """Run curator changes (``step(curator) -> bool``) and report what they did."""
+def _apply(runtime: Runtime, principal: Principal, step: Callable) -> schemas.CurationOut:
+    """Run one curator change (``step(curator) -> bool``) and report what it did."""
     from anatomy_vlm.ontology.sources_io import read_sources
 
     versions = VersionStore(runtime.settings.state_dir)
     with runtime.curation_lock:
         try:
             before = read_sources(runtime.settings.sources_dir)
-        except OntologyError as error:
+            curator = _curator(runtime, principal, before)
+            log_size = len(curator.history())
+        except OntologyError as error:  # CurationError included: an audit log with a broken line
             raise ServiceError(503, f"curated sources cannot be read: {error}") from error
-        curator = _curator(runtime, principal, before)
-        log_size = len(curator.history())
-        versions.save(before)
-        current, changed = before, False
+        _save_version(versions, before)
         try:
-            for step in steps:
-                curator.publish = _publisher(runtime, current)  # each step publishes its own diff
-                changed = step(curator) or changed
-                current = curator.current()
+            changed = step(curator)
         except OntologyValidationError as error:
+            raise ServiceError(422, str(error)) from error
+        except ValueError as error:  # FieldError included: a field rule, a value that cannot be stored
             raise ServiceError(422, str(error)) from error
         except CurationError as error:
             message = str(error)
@@ -140,13 +149,13 @@ def _apply(runtime: Runtime, principal: Principal, steps: list[Callable]) -> sch
             else:
                 status = 409  # exists already, or still referenced
             raise ServiceError(status, str(error)) from error
-        except ValueError as error:
-            raise ServiceError(422, str(error)) from error
         except GraphUnavailableError as error:
             raise ServiceError(503, f"change not published, nothing was written: {error}") from error
         except GraphStoreError as error:
             raise ServiceError(500, f"change not published, nothing was written: {error}") from error
-        after_version = versions.save(current)
+        # The change is committed (or there was none); what follows only reports it.
+        current = curator.current() if changed else before
+        after_version = _save_version(versions, current)
         records = curator.history()[log_size:]
         diff = diff_ontologies(before, current)
     store = runtime.graph.store()
@@ -155,11 +164,42 @@ def _apply(runtime: Runtime, principal: Principal, steps: list[Callable]) -> sch
                                changes=diff.lines(), audit=[_audit_out(r) for r in records])
 
 
+def _save_version(versions: VersionStore, ontology: Ontology) -> str:
+    """Keep a snapshot for /versions/diff; a failure to keep it is logged, never a failed change."""
+    try:
+        return versions.save(ontology)
+    except (OSError, OntologyError) as error:
+        log.warning("could not keep curated version %s for /versions/diff: %s", ontology.content_hash()[:12], error)
+        return ontology.content_hash()
+
+
+# What each graph variant held after this process last published to it, by the content hash the
+# variant records: reading a variant back costs about as much as syncing it, and the variant's
+# version (one small query) says whether the copy is still what the graph holds.
+_published: "weakref.WeakKeyDictionary[object, dict[str, tuple[str, Ontology]]]" = weakref.WeakKeyDictionary()
+_published_lock = threading.Lock()
+
+
+def _graph_ontology(store, variant: str) -> Ontology:
+    """What ``variant`` holds: the copy kept from the last publish while the graph's version matches it."""
+    version = store.version(variant)
+    with _published_lock:
+        kept = _published.get(store, {}).get(variant)
+    if kept is not None and version is not None and kept[0] == version:
+        return kept[1]
+    return store.read_ontology(variant)
+
+
 def _publisher(runtime: Runtime, before: Ontology) -> Callable[[Ontology], Ontology]:
     store = runtime.graph.store()
+    variant = runtime.settings.variant
 
     def publish(curated_after: Ontology) -> Ontology:
-        return apply_diff(store.read_ontology(runtime.settings.variant), diff_ontologies(before, curated_after))
+        published = apply_diff(_graph_ontology(store, variant), diff_ontologies(before, curated_after))
+        with _published_lock:
+            # Kept under its own hash: used only once the graph records that version (the sync committed).
+            _published.setdefault(store, {})[variant] = (published.content_hash(), published)
+        return published
 
     return publish
 
@@ -172,7 +212,7 @@ def add_concept(runtime: Runtime, principal: Principal, body: schemas.ConceptIn)
     concept = Concept(body.id, body.kind, body.name, tuple(body.synonyms), body.definition, tuple(body.codes),
                       body.source)
     why = _why(body.why, f"add concept {body.id}", principal)
-    return _apply(runtime, principal, [lambda c: c.add_concept(concept, why=why)])
+    return _apply(runtime, principal, lambda c: c.add_concept(concept, why=why))
 
 
 def change_concept(runtime: Runtime, principal: Principal, concept_id: str,
@@ -181,28 +221,25 @@ def change_concept(runtime: Runtime, principal: Principal, concept_id: str,
     if not fields:
         raise ServiceError(422, "nothing to change: give name, synonyms and/or definition")
     why = _why(body.why, f"change {', '.join(fields)} of {concept_id}", principal)
-    return _apply(runtime, principal, [
-        functools.partial(lambda c, f, v: c.set(concept_id, f, v, why=why), f=field, v=value)
-        for field, value in fields.items()
-    ])
+    return _apply(runtime, principal, lambda c: c.set_fields(concept_id, fields, why=why))
 
 
 def remove_concept(runtime: Runtime, principal: Principal, concept_id: str, cascade: bool,
                    why: str | None) -> schemas.CurationOut:
     reason = _why(why, f"remove concept {concept_id}", principal)
-    return _apply(runtime, principal, [lambda c: c.remove(concept_id, why=reason, cascade=cascade)])
+    return _apply(runtime, principal, lambda c: c.remove(concept_id, why=reason, cascade=cascade))
 
 
 def add_relation(runtime: Runtime, principal: Principal, body: schemas.RelationIn) -> schemas.CurationOut:
     relation = Relation(body.type, body.start, body.end, body.source, body.weight, body.count)
     why = _why(body.why, f"add {body.start} -[{body.type.value}]-> {body.end}", principal)
-    return _apply(runtime, principal, [lambda c: c.add_edge(relation, why=why)])
+    return _apply(runtime, principal, lambda c: c.add_edge(relation, why=why))
 
 
 def remove_relation(runtime: Runtime, principal: Principal, body: schemas.RelationKeyIn) -> schemas.CurationOut:
     key = (body.type.value, body.start, body.end, body.source)
     why = _why(body.why, f"remove {body.start} -[{body.type.value}]-> {body.end}", principal)
-    return _apply(runtime, principal, [lambda c: c.remove_edge(key, why=why)])
+    return _apply(runtime, principal, lambda c: c.remove_edge(key, why=why))
 
 
 def history(runtime: Runtime, concept_id: str | None, limit: int) -> list[schemas.AuditOut]:
@@ -221,7 +258,11 @@ def diff_versions(runtime: Runtime, old: str, new: str) -> schemas.VersionDiffOu
     from anatomy_vlm.ontology.sources_io import read_sources
 
     versions = VersionStore(runtime.settings.state_dir)
-    versions.save(read_sources(runtime.settings.sources_dir))  # "the current version" is always diffable
+    try:
+        current = read_sources(runtime.settings.sources_dir)
+    except OntologyError as error:
+        raise ServiceError(503, f"curated sources cannot be read: {error}") from error
+    _save_version(versions, current)  # "the current version" is always diffable
     old_version, before = versions.load(old)
     new_version, after = versions.load(new)
     diff = diff_ontologies(before, after)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from neo4j.exceptions import Neo4jError
-
 from anatomy_vlm.api import schemas
 from anatomy_vlm.api.services.errors import ServiceError
 from anatomy_vlm.api.services.runtime import Runtime
@@ -15,6 +13,7 @@ from anatomy_vlm.exceptions import (
     GraphStoreError,
     GraphUnavailableError,
     OntologyValidationError,
+    QueryTimeoutError,
     ReadOnlyQueryError,
     VariantError,
 )
@@ -42,12 +41,6 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-def _timed_out(error: BaseException) -> bool:
-    cause = error.__cause__
-    code = getattr(cause, "code", "") or ""
-    return isinstance(cause, Neo4jError) and ("TimedOut" in code or "Timeout" in code)
-
-
 # -- cypher -------------------------------------------------------------------------------------
 def run_cypher(runtime: Runtime, body: schemas.CypherIn) -> schemas.CypherOut:
     """The user's query in a READ transaction with the server-side timeout and the row limit."""
@@ -61,11 +54,11 @@ def run_cypher(runtime: Runtime, body: schemas.CypherIn) -> schemas.CypherOut:
     except (OverflowError, TypeError) as error:
         # The driver cannot encode a parameter (an integer beyond 64 bits, say): nothing was sent.
         raise ServiceError(400, f"a parameter cannot be sent to the graph database: {error}") from error
+    except QueryTimeoutError as error:
+        raise ServiceError(504, str(error)) from error
     except GraphUnavailableError as error:
         raise ServiceError(503, str(error)) from error
     except GraphStoreError as error:
-        if _timed_out(error):
-            raise ServiceError(504, f"query cancelled after {runtime.settings.cypher_timeout_s:g} s: {error}") from error
         raise ServiceError(400, str(error)) from error
     rows = [{column: jsonable(row.get(column)) for column in result.columns} for row in result.rows]
     return schemas.CypherOut(columns=result.columns, rows=rows, truncated=result.truncated)

@@ -1,4 +1,4 @@
-"""The Cypher module: identifiers are checked, and the read-only guard reads past literals and comments."""
+"""The Cypher module: identifiers are checked, and ensure_read_only is the parsing guard (tests/kg/test_cypher_guard.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_schema_statements_are_idempotent_ddl():
     "MATCH (n) /* MERGE */ RETURN n.`create`",
     "CALL db.labels() YIELD label RETURN label",
     "MATCH (n) RETURN n.settings, n.created_at, n.removed",
-    "SHOW CONSTRAINTS",
+    "CALL { MATCH (n) RETURN n } RETURN 1",  # a subquery that only reads
 ])
 def test_reads_pass(cypher):
     assert queries.ensure_read_only(cypher) == cypher
@@ -53,7 +53,9 @@ def test_reads_pass(cypher):
     ("DROP CONSTRAINT concept_key", "DROP"),
     ("USE system SHOW USERS", "USE"),
     ("CALL dbms.security.createUser('a', 'b')", "CALL"),
-    ("CALL { MATCH (n) RETURN n } RETURN 1", "CALL"),
+    ("CALL { MATCH (n) CREATE (m) RETURN m } RETURN 1", "CREATE"),
+    ("MATCH (n) WITH count(n) AS c //x\rCALL { CREATE (:Pwned) } IN TRANSACTIONS RETURN c", "carriage return"),
+    ("SHOW CONSTRAINTS", "SHOW"),
     ("CALL apoc.periodic.iterate('MATCH (n) RETURN n', 'DELETE n', {})", "CALL"),
 ])
 def test_writes_and_admin_are_refused_naming_the_clause(cypher, clause):

@@ -1,8 +1,10 @@
 """Curator: validated, audited edits of the curated CSV sources, written whole or not at all.
 
 Every test works on a real sources folder (concepts.csv + relations.csv) seeded with the seed
-ontology in a temporary directory. ``test_curation_syncs_graph`` runs against the real graph
-backends of ``tests/conftest.py``; everything else needs no database.
+ontology in a temporary directory. The tests taking ``store`` run against the real graph
+backends of ``tests/conftest.py``; everything else needs no database. The R5 cases of issue 14
+(oversized fields, control characters, list separators, weights out of range) are refused with a
+``FieldError`` naming the field, and leave the sources and the audit log byte-identical.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import pytest
 
 from anatomy_vlm.exceptions import GraphUnavailableError, OntologyError, OntologyValidationError
 from anatomy_vlm.kg import GraphStore
-from anatomy_vlm.ontology import Concept, ConceptKind, Ontology, Relation, RelationType
-from anatomy_vlm.ontology.curation import AuditRecord, CurationError, Curator
+from anatomy_vlm.ontology import Concept, ConceptKind, Ontology, Relation, RelationType, limits
+from anatomy_vlm.ontology.curation import AuditRecord, CurationError, Curator, FieldError
 from anatomy_vlm.ontology.diff import diff_ontologies
 from anatomy_vlm.ontology.seed import seed_ontology
-from anatomy_vlm.ontology.sources_io import read_sources, write_sources
+from anatomy_vlm.ontology.sources_io import UnwritableSourcesError, read_sources, write_sources
+from tests.conftest import snapshot
 
 FILES = ("concepts.csv", "relations.csv", "audit.jsonl")
 AUDIT_KEYS = {"when", "who", "why", "action", "target", "before", "after", "version_before", "version_after"}
@@ -187,7 +190,7 @@ REFUSED = [
      OntologyValidationError, ["'right_lung'", "Disease"]),
     ("non_finite_weight",
      lambda c: c.set_edge(("SUGGESTS", "cardiomegaly", "heart_failure", "seed"), weight="nan", why="x"),
-     OntologyValidationError, ["'cardiomegaly'", "non-finite weight"]),
+     FieldError, ["'cardiomegaly'", "weight: nan is not a finite number"]),
     ("remove_referenced_without_cascade", lambda c: c.remove("right_lung", why="x"),
      CurationError, ["'right_lung'", "-[PART_OF]->", "cascade=True"]),
     ("duplicate_id", lambda c: c.add_concept(Concept("trachea", ConceptKind.ANATOMY, "windpipe"), why="x"),
@@ -382,6 +385,175 @@ def test_failed_audit_append_rolls_back_the_sources(sources, tmp_path):
     assert state(sources) == before
 
 
+# -- field rules (issue 14, R5): refused before anything is written --------------------------------
+MEGABYTE = "x" * 1_000_000
+EDGE = ("SUGGESTS", "cardiomegaly", "heart_failure", "seed")
+
+
+def _concept(**fields) -> Concept:
+    values = {"id": "pleural_plaque", "kind": ConceptKind.FINDING, "name": "pleural plaque", **fields}
+    return Concept(**values)
+
+
+# (id, change, the field named, words in the message)
+FIELD_CASES = [
+    ("definition_1mb_new", lambda c: c.add_concept(_concept(definition=MEGABYTE), why="x"),
+     "definition", "1,000,000 characters, at most 4,000"),
+    ("definition_1mb_set", lambda c: c.set("heart", "definition", MEGABYTE, why="x"),
+     "definition", "at most 4,000"),
+    ("name_too_long", lambda c: c.add_concept(_concept(name="n" * 201), why="x"), "name", "at most 200"),
+    ("name_nul", lambda c: c.add_concept(_concept(name="pleural\x00plaque"), why="x"), "name", "U+0000"),
+    ("name_vertical_tab", lambda c: c.set("trachea", "name", "wind\x0bpipe", why="x"), "name", "U+000B"),
+    ("name_x01", lambda c: c.add_concept(_concept(name="\x01plaque"), why="x"), "name", "U+0001"),
+    ("name_carriage_return", lambda c: c.set("trachea", "name", "wind\rpipe", why="x"), "name", "U+000D"),
+    ("name_c1", lambda c: c.set("trachea", "name", "wind\x85pipe", why="x"), "name", "U+0085"),
+    ("name_surrogate", lambda c: c.set("trachea", "name", "wind\ud800pipe", why="x"), "name", "U+D800"),
+    ("name_non_character", lambda c: c.set("trachea", "name", "wind\uffffpipe", why="x"), "name", "U+FFFF"),
+    ("name_blank", lambda c: c.add_concept(_concept(name="   "), why="x"), "name", "must not be empty"),
+    ("definition_line_separator", lambda c: c.set("trachea", "definition", "a\u2028b", why="x"), "definition",
+     "U+2028"),
+    ("definition_newline", lambda c: c.add_concept(_concept(definition="line one\nline two"), why="x"),
+     "definition", "U+000A"),
+    ("synonym_separator_new", lambda c: c.add_concept(_concept(synonyms=("plaque|pleural",)), why="x"),
+     "synonyms[0]", "holds '|'"),
+    ("synonym_too_long", lambda c: c.set("trachea", "synonyms", ["s" * 201], why="x"), "synonyms[0]", "at most 200"),
+    ("too_many_synonyms", lambda c: c.set("trachea", "synonyms", [f"windpipe {i}" for i in range(51)], why="x"),
+     "synonyms", "51 items, at most 50"),
+    ("synonym_control", lambda c: c.add_concept(_concept(synonyms=("a fine one", "bad\x07")), why="x"),
+     "synonyms[1]", "U+0007"),  # synonyms are kept sorted
+    ("empty_synonym_new", lambda c: c.add_concept(_concept(synonyms=("",)), why="x"), "synonyms[0]",
+     "must not be empty"),
+    ("code_not_system_code", lambda c: c.set("trachea", "codes", ["SNOMED 44567001"], why="x"), "codes[0]",
+     "SYSTEM:CODE"),
+    ("code_without_system", lambda c: c.add_concept(_concept(codes=(":123",)), why="x"), "codes[0]", "SYSTEM:CODE"),
+    ("too_many_codes", lambda c: c.set("trachea", "codes", [f"UMLS:C{i:07d}" for i in range(51)], why="x"),
+     "codes", "51 items, at most 50"),
+    ("id_with_space", lambda c: c.add_concept(_concept(id="pleural plaque"), why="x"), "id", "is not an id"),
+    ("id_leading_digit", lambda c: c.add_concept(_concept(id="1plaque"), why="x"), "id", "is not an id"),
+    ("id_too_long", lambda c: c.add_concept(_concept(id="p" * 201), why="x"), "id", "at most 200"),
+    ("source_control", lambda c: c.set("trachea", "source", "radlex\x00", why="x"), "source", "U+0000"),
+    ("negative_weight_new",
+     lambda c: c.add_edge(Relation(RelationType.SUGGESTS, "lung_nodule", "lung_cancer", "curated", weight=-0.5),
+                          why="x"),
+     "weight", "-0.5 is not a finite number in [0, 1]"),
+    ("weight_above_one", lambda c: c.set_edge(EDGE, weight=1.5, why="x"), "weight", "in [0, 1]"),
+    ("weight_infinite", lambda c: c.set_edge(EDGE, weight="inf", why="x"), "weight", "inf"),
+    ("negative_count_new",
+     lambda c: c.add_edge(Relation(RelationType.SUGGESTS, "lung_nodule", "lung_cancer", "curated", count=-1), why="x"),
+     "count", "-1 is not a whole number"),
+    ("count_too_large", lambda c: c.set_edge(EDGE, count=2**60, why="x"), "count", "is not a whole number in [0,"),
+    ("relation_source_too_long",
+     lambda c: c.add_edge(Relation(RelationType.SUGGESTS, "lung_nodule", "lung_cancer", "s" * 201), why="x"),
+     "source", "at most 200"),
+    ("relation_end_not_an_id",
+     lambda c: c.add_edge(Relation(RelationType.SUGGESTS, "lung_nodule", "lung\x00cancer", "curated"), why="x"),
+     "end", "U+0000"),
+    ("why_control", lambda c: c.set("trachea", "name", "windpipe", why="because\x00"), "why", "U+0000"),
+    ("why_too_long", lambda c: c.remove("fracture", cascade=True, why="w" * 2001), "why", "at most 2,000"),
+    # Several fields as one change: a bad one refuses the good ones too.
+    ("set_fields_one_bad",
+     lambda c: c.set_fields("heart", {"name": "heart proper", "definition": MEGABYTE}, why="x"),
+     "definition", "at most 4,000"),
+]
+
+
+@pytest.mark.parametrize("change,field,words", [pytest.param(*case[1:], id=case[0]) for case in FIELD_CASES])
+def test_field_rules_refuse_and_write_nothing(curator, sources, change, field, words):
+    curator.set("svc", "definition", "The superior vena cava.", why="an audit log with content")
+    before = state(sources)
+
+    with pytest.raises(FieldError) as raised:
+        change(curator)
+
+    error = raised.value
+    assert isinstance(error, CurationError) and isinstance(error, ValueError)
+    assert error.field == field and words in str(error)
+    assert len(str(error)) < 400  # a refused megabyte is not echoed back
+    assert state(sources) == before
+
+
+def test_refused_values_stay_out_of_history(curator, sources):
+    """After a run of refusals the sources still read back and the audit log holds only real changes."""
+    for _, change, _, _ in FIELD_CASES:
+        with pytest.raises(FieldError):
+            change(curator)
+    assert curator.history() == []
+    assert read_sources(sources) == seed_ontology().with_changes()
+
+
+def test_set_fields_is_one_change_and_one_record(curator, sources):
+    assert curator.set_fields("heart", {"name": "heart proper", "definition": "The heart.", "source": "seed"},
+                              why="clearer") is True
+    (record,) = audit_lines(sources)
+    assert record["action"] == "set" and record["target"] == "heart"
+    # Only the fields whose value changed are recorded (the source was "seed" already).
+    assert record["before"] == {"name": "heart", "definition": seed_ontology()["heart"].definition}
+    assert record["after"] == {"name": "heart proper", "definition": "The heart."}
+    assert read_sources(sources)["heart"].name == "heart proper"
+    with pytest.raises(ValueError, match="at least one field"):
+        curator.set_fields("heart", {}, why="x")
+
+
+def test_limits_let_the_shipped_sources_and_the_built_ontology_through():
+    """Every concept and curated relation the project ships satisfies the field rules."""
+    from anatomy_vlm.ontology.build import BUILT_OWL_PATH
+    from anatomy_vlm.ontology.files import load_ontology
+
+    for ontology in (read_sources(), load_ontology(BUILT_OWL_PATH)):
+        for concept in ontology.concepts:
+            limits.check_concept(concept)
+        for relation in ontology.relations:
+            limits.check_relation(relation)
+
+
+# -- staged sources are read back, and the touched concepts exported as OWL, before anything moves --
+def test_write_sources_refuses_what_would_not_read_back(sources):
+    """A carriage return in a name: csv writes it unquoted, so the row would split in two."""
+    before = state(sources)
+    seed = seed_ontology()
+    broken = seed.with_changes(concepts=[
+        Concept("trachea", ConceptKind.ANATOMY, "wind\rpipe") if c.id == "trachea" else c for c in seed.concepts
+    ])
+    with pytest.raises(UnwritableSourcesError, match="would not read back"):
+        write_sources(broken, sources)
+    assert state(sources) == before
+    assert sorted(p.name for p in sources.iterdir()) == ["concepts.csv", "relations.csv"]  # no temp file left
+
+
+@pytest.mark.parametrize("value,words", [
+    pytest.param("wind\rpipe", "would not read back", id="carriage_return"),
+    pytest.param("d" * 200_000, "field larger than field limit", id="beyond_the_csv_field_limit"),
+])
+def test_read_back_refuses_even_without_field_rules(curator, sources, monkeypatch, value, words):
+    """The read-back is a second line: with the field rules switched off, a value the CSV
+    reader cannot take back is still refused before the sources are replaced."""
+    monkeypatch.setattr(limits, "check_concept_field", lambda field, value, owner=None: value)
+    _add_plaque(curator)
+    before = state(sources)
+    with pytest.raises(FieldError, match=words) as raised:
+        curator.set("trachea", "definition", value, why="x")
+    assert raised.value.field == "sources"
+    assert state(sources) == before
+    assert read_sources(sources)["trachea"].definition == seed_ontology()["trachea"].definition
+
+
+def test_owl_export_refuses_what_xml_cannot_hold(curator, sources, monkeypatch):
+    """NUL and \\x01 read back from CSV, but XML 1.0 cannot hold them: the OWL round trip refuses."""
+    monkeypatch.setattr(limits, "check_concept", lambda concept: None)
+    before = state(sources)
+    with pytest.raises(FieldError, match="cannot be exported as OWL") as raised:
+        curator.add_concept(_concept(name="pleural\x01plaque"), why="x")
+    assert raised.value.field == "owl"
+    assert state(sources) == before
+
+
+def test_an_id_reserved_by_the_owl_schema_is_refused(curator, sources):
+    before = state(sources)
+    with pytest.raises(FieldError, match="reserved for the OWL schema"):
+        curator.add_concept(_concept(id="assertion"), why="x")
+    assert state(sources) == before
+
+
 # -- the graph ------------------------------------------------------------------------------------
 def test_failed_graph_write_rolls_back_sources_and_audit(curator, sources):
     """A graph that cannot be reached: the change is undone in the sources and the audit log."""
@@ -415,3 +587,55 @@ def test_curation_syncs_graph(store: GraphStore, sources: Path):
         lax.add_edge(Relation(RelationType.PART_OF, "right_lung", "right_upper_lung_zone", "curated"), why="x")
     assert state(sources) == before
     assert store.read_ontology("canonical") == graph_before
+
+
+# -- faults after validation: sources, audit log and graph move together ----------------------------
+class _CommitsThenFails(GraphStore):
+    """A real store whose sync commits, then raises: an acknowledgement lost after the commit."""
+
+    def sync(self, *args, **kwargs):
+        super().sync(*args, **kwargs)
+        raise ConnectionResetError("connection lost after the commit")
+
+
+class _FailsBeforeWriting(GraphStore):
+    def sync(self, *args, **kwargs):
+        raise GraphUnavailableError("graph unavailable before the write")
+
+
+def _synced(store: GraphStore, sources: Path, cls=GraphStore) -> tuple[GraphStore, Ontology]:
+    ontology = read_sources(sources)
+    store.sync(ontology, "canonical")
+    return cls(store.driver, database=store.database, dialect=store.dialect), ontology
+
+
+def test_publish_raising_leaves_sources_audit_and_graph_unchanged(store, sources):
+    _, _ = _synced(store, sources)
+    Curator(sources, user="alice", store=store).add_concept(PLAQUE, why="first")
+    before, graph = state(sources), snapshot(store)
+
+    def publish(curated: Ontology) -> Ontology:
+        raise RuntimeError("build failed")
+
+    faulty = Curator(sources, user="alice", store=store, publish=publish)
+    with pytest.raises(RuntimeError, match="build failed"):
+        faulty.set("heart", "definition", "The heart.", why="x")
+    assert state(sources) == before and snapshot(store) == graph
+
+
+def test_sync_failing_before_its_write_leaves_all_three_unchanged(store, sources):
+    failing, _ = _synced(store, sources, _FailsBeforeWriting)
+    before, graph = state(sources), snapshot(store)
+    with pytest.raises(GraphUnavailableError):
+        Curator(sources, user="alice", store=failing).add_concept(PLAQUE, why="x")
+    assert state(sources) == before and snapshot(store) == graph
+
+
+def test_sync_failing_after_its_commit_keeps_all_three_new(store, sources):
+    """The graph committed: rolling the files back would make them disagree with it, so the change stands."""
+    lossy, old = _synced(store, sources, _CommitsThenFails)
+    assert Curator(sources, user="alice", store=lossy).add_concept(PLAQUE, why="x") is True
+    new = read_sources(sources)
+    assert new != old and "pleural_plaque" in new
+    (record,) = audit_lines(sources)
+    assert store.version("canonical") == new.content_hash() == record["version_after"]
