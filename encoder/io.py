@@ -548,7 +548,7 @@ def _read_dicom_dataset(path: Path, ds: Dataset, window: Window, frame: int | No
 
     unit = _dicom_to_unit(path, stored, ds, window, meta)
     if photometric == "MONOCHROME1":
-        unit = 1.0 - unit  # after the window: MONOCHROME1 windows are defined on its own values
+        unit = np.subtract(1.0, unit, out=unit)  # after the window: MONOCHROME1 windows are defined on its own values
         meta["inverted"] = True
     return ImageRead(image=_to_tensor(path, unit), meta=meta)
 
@@ -643,11 +643,17 @@ def _dicom_to_unit(path: Path, stored: np.ndarray, ds: Dataset, window: Window, 
         if y_max == y_min:
             raise ImageReadError(f"{path}: empty windowing output range (RescaleSlope 0?)")
         # Not _to_unit: with a negative slope y_min > y_max, and "below the window" (y_min) must still be 0.
-        return np.clip((np.asarray(out, dtype=np.float64) - y_min) / (y_max - y_min), 0.0, 1.0)
+        # In place on the window's own output (a new array): no extra float64 copies of a large image.
+        unit = np.asarray(out, dtype=np.float64)
+        if np.may_share_memory(unit, stored):  # never write into the decoded pixel data
+            unit = unit.copy()
+        unit -= y_min
+        unit /= y_max - y_min
+        return np.clip(unit, 0.0, 1.0, out=unit)
 
     low, high = _stored_range_after_modality(ds, bits_stored)
     meta["window"] = {"kind": "bit_range", "low": low, "high": high}
-    return _to_unit(path, np.asarray(values, dtype=np.float64), low, high)
+    return _to_unit(path, values, low, high)
 
 
 def _windowing_output_range(ds: Dataset, bits_stored: int) -> tuple[float, float]:
