@@ -112,7 +112,8 @@ def child(case: str, concurrent: int, max_pixels: int | None, tmp: Path) -> dict
         before = peak_rss_mib()
         answers: list = []
         start = time.perf_counter()
-        threads = [threading.Thread(target=post, args=(data, filename, content_type, answers)) for _ in range(concurrent)]
+        threads = [threading.Thread(target=post, args=(data, filename, content_type, answers))
+                   for _ in range(concurrent)]
         for thread in threads:
             thread.start()
         for thread in threads:

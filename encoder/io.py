@@ -34,7 +34,14 @@ bright = dense, as every public chest X-ray PNG/JPEG release (CheXpert, NIH, Vin
 
 Errors: every failure is an :class:`ImageReadError` whose message names the file and the problem
 (truncated pixel data, BitsStored > BitsAllocated, an unsupported BitsAllocated, a compressed
-transfer syntax with no installed decoder, not an image at all).
+transfer syntax with no installed decoder, not an image at all). A DICOM's header is checked tag by
+tag before its pixels are touched (a multi-valued, empty or non-numeric attribute, an unknown VR or
+transfer syntax: the message names the tag); a JPEG whose coded data is shorter than its frame is
+refused rather than decoded as libjpeg's grey fill.
+
+Budget: ``read_image(path, budget=ImageBudget(max_pixels, max_bytes))`` refuses, from the header and
+before anything is allocated, an image larger than the budget (:class:`ImageTooLargeError`), and a
+deflated DICOM that inflates past it (checked as a stream). Without a budget nothing is limited.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def dicom_dataset(width: int = 24, height: int = 20, *, bits: int = 16, photomet
     ds.Rows, ds.Columns = height, width
     ds.SamplesPerPixel = samples
     ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 4 if bits == 16 else 8, 0, 0
+    ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation = bits, 12 if bits == 16 else 8, 0
     ds.HighBit = ds.BitsStored - 1
     if samples == 3:
         ds.PlanarConfiguration = 0
@@ -163,7 +163,8 @@ def _seeds() -> list[tuple[str, str, str, bytes]]:
         ("jpeg-rgb", "rgb.jpg", "image/jpeg", _jpeg(rgb, quality=90)),
         ("jpeg-progressive", "prog.jpg", "image/jpeg", _jpeg(gray, progressive=True)),
         ("dicom16", "chest.dcm", "application/dicom", dicom_bytes(dicom_dataset())),
-        ("dicom8-mono1", "mono1.dcm", "application/dicom", dicom_bytes(dicom_dataset(bits=8, photometric="MONOCHROME1"))),
+        ("dicom8-mono1", "mono1.dcm", "application/dicom",
+         dicom_bytes(dicom_dataset(bits=8, photometric="MONOCHROME1"))),
         ("dicom-rgb", "rgb.dcm", "application/dicom",
          dicom_bytes(dicom_dataset(bits=8, photometric="RGB", samples=3))),
         ("dicom-deflated", "deflated.dcm", "application/dicom",
@@ -378,7 +379,8 @@ def _huge_declared(rng: random.Random, seeds) -> Iterator[Upload]:
     """Small files that declare or inflate to large images (the memory attacks)."""
     yield Upload("huge", "16-bit PNG 8192 x 8192 of zeros", "bomb16.png", "image/png", png16(8192, 8192))
     yield Upload("huge", "16-bit PNG 6000 x 6000 of zeros (over 25 MP)", "p36.png", "image/png", png16(6000, 6000))
-    yield Upload("huge", "deflated DICOM 8192 x 8192 zeros", "bomb.dcm", "application/dicom", deflated_dicom(8192, 8192))
+    yield Upload("huge", "deflated DICOM 8192 x 8192 zeros", "bomb.dcm", "application/dicom",
+                 deflated_dicom(8192, 8192))
     yield Upload("huge", "deflated DICOM 5000 x 5000 zeros, 8-bit", "d25.dcm", "application/dicom",
                  deflated_dicom(5000, 5000, bits=8, pixel_bytes=2 * 5000 * 5000))
     # Headers that say 16 x 16 but data sets that inflate to 200 MB / 4 GB.
