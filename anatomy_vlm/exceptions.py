@@ -42,6 +42,10 @@ class ImageReadError(DataError):
     """An image file is unreadable, truncated, or in a form the readers refuse (named in the message)."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image's header declares more pixels or bytes than the reader's budget allows (refused before decoding)."""
+
+
 class GraphStoreError(AnatomyVLMError):
     """A graph-store operation failed; nothing it started was left half-written."""
 

@@ -50,7 +50,12 @@ class Settings(BaseSettings):
     # -- limits ------------------------------------------------------------------------------------
     max_upload_bytes: int = Field(20 * MiB, ge=1)  # larger request bodies get 413
     max_image_side: int = Field(8192, ge=1)  # pixels; checked from the file header before decoding
-    max_image_pixels: int = Field(8192 * 8192, ge=1)  # width x height (x frames) limit, also pre-decode
+    # width x height (x frames), checked from the header and again by the reader before it allocates;
+    # 25 MP holds every chest radiograph format (a 43 x 43 cm detector at 0.1 mm is 4300 x 4300 = 18.5 MP)
+    max_image_pixels: int = Field(25_000_000, ge=1)
+    # bytes of decoded stored pixels (width x height x frames x samples x bytes per sample) and the most a
+    # deflated DICOM may inflate to: 25 MP of 16-bit gray is 50 MB, 25 MP of 8-bit RGBA 100 MB
+    max_image_bytes: int = Field(128 * MiB, ge=1)
     predict_timeout_s: float = Field(60.0, gt=0)  # decode + predict (+ persist) budget -> 504
     cypher_timeout_s: float = Field(30.0, gt=0)  # server-side transaction timeout of /cypher -> 504
     # The client hears back at cypher_timeout_s + this even when the backend ignores transaction

@@ -34,13 +34,23 @@ bright = dense, as every public chest X-ray PNG/JPEG release (CheXpert, NIH, Vin
 
 Errors: every failure is an :class:`ImageReadError` whose message names the file and the problem
 (truncated pixel data, BitsStored > BitsAllocated, an unsupported BitsAllocated, a compressed
-transfer syntax with no installed decoder, not an image at all).
+transfer syntax with no installed decoder, not an image at all). A DICOM's header is checked tag by
+tag before its pixels are touched (a multi-valued, empty or non-numeric attribute, an unknown VR or
+transfer syntax: the message names the tag); a JPEG whose coded data is shorter than its frame is
+refused rather than decoded as libjpeg's grey fill.
+
+Budget: ``read_image(path, budget=ImageBudget(max_pixels, max_bytes))`` refuses, from the header and
+before anything is allocated, an image larger than the budget (:class:`ImageTooLargeError`), and a
+deflated DICOM that inflates past it (checked as a stream). Without a budget nothing is limited.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
@@ -51,11 +61,14 @@ import torch
 from PIL import Image, ImageFile
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
-from pydicom.uid import UID
+from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian)
 
-from anatomy_vlm.exceptions import ImageReadError
+from anatomy_vlm.exceptions import ImageReadError, ImageTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,13 @@ SUPPORTED_BITS_ALLOCATED = (8, 16)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
+_COLOR_PHOTOMETRIC = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420")
+# Uncompressed transfer syntaxes pydicom decodes itself; compressed ones need an installed decoder.
+_NATIVE_TRANSFER_SYNTAXES = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian,
+                             DeflatedExplicitVRLittleEndian)
+# What a deflated data set may hold besides its pixels (the header elements) within a budget.
+_DEFLATE_HEADER_ALLOWANCE = 1 << 20
+_PIXEL_DATA_TAG = 0x7FE00010
 
 
 @dataclass
@@ -90,11 +110,52 @@ class ImageRead:
     meta: dict[str, object] = field(default_factory=dict)
 
 
+# -- budget ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageBudget:
+    """The most one image may cost to decode, checked from its header before any pixel is allocated.
+
+    A 130 KB PNG or a 66 KB deflated DICOM can declare 8192 x 8192 16-bit pixels and cost gigabytes
+    once decoded, so the readers compare the header's promise with this budget first.
+
+    ``max_pixels``: width x height x frames. ``max_bytes``: the decoded stored array, width x height x
+    frames x samples per pixel x bytes per sample (None: two bytes per pixel, a 16-bit gray image);
+    it also caps what a deflated DICOM data set may inflate to.
+    """
+
+    max_pixels: int
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1 or (self.max_bytes is not None and self.max_bytes < 1):
+            raise ValueError(f"an image budget needs positive limits, got {self}")
+
+    @property
+    def byte_limit(self) -> int:
+        return self.max_bytes if self.max_bytes is not None else 2 * self.max_pixels
+
+    def check(self, path: Path, *, width: int, height: int, frames: int = 1, samples: int = 1,
+              bytes_per_sample: int = 1) -> None:
+        """Raise :class:`ImageTooLargeError` when the declared image is over the budget."""
+        pixels = width * height * frames
+        size = f"{width} x {height}" + (f" x {frames} frames" if frames > 1 else "")
+        if pixels > self.max_pixels:
+            raise ImageTooLargeError(f"{path}: the header declares {pixels:,} pixels ({size}); the budget is "
+                                     f"{self.max_pixels:,} pixels")
+        decoded = pixels * samples * bytes_per_sample
+        if decoded > self.byte_limit:
+            raise ImageTooLargeError(f"{path}: the header declares {decoded:,} bytes of decoded pixels ({size}, "
+                                     f"{samples} sample(s) of {bytes_per_sample} byte(s)); the budget is "
+                                     f"{self.byte_limit:,} bytes")
+
+
 # -- dispatch ----------------------------------------------------------------------------------
-def read_image(path: str | Path, *, window: Window = "auto", frame: int | None = None) -> ImageRead:
+def read_image(path: str | Path, *, window: Window = "auto", frame: int | None = None,
+               budget: ImageBudget | None = None) -> ImageRead:
     """Read a DICOM, PNG or JPEG file, choosing the reader by content (magic bytes), then suffix.
 
-    ``window`` and ``frame`` apply to DICOMs only (see :func:`read_dicom`).
+    ``window`` and ``frame`` apply to DICOMs only (see :func:`read_dicom`); ``budget`` (none by
+    default) refuses, from the header, an image that would cost more to decode.
     Returns an :class:`ImageRead` with ``image`` ``[1, H, W]`` float32 in ``[0, 1]``.
     """
     path = Path(path)
@@ -104,17 +165,308 @@ def read_image(path: str | Path, *, window: Window = "auto", frame: int | None =
     except OSError as e:
         raise ImageReadError(f"{path}: cannot open ({e})") from e
     if len(head) >= 132 and head[128:132] == b"DICM":
-        return read_dicom(path, window=window, frame=frame)
+        return read_dicom(path, window=window, frame=frame, budget=budget)
     if head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC):
-        return read_png_jpeg(path)
+        return read_png_jpeg(path, budget=budget)
     if path.suffix.lower() in _DICOM_SUFFIXES:
         # A DICOM without the 128-byte preamble (old or hand-written files) is still read.
-        return read_dicom(path, window=window, frame=frame)
+        return read_dicom(path, window=window, frame=frame, budget=budget)
     raise ImageReadError(f"{path}: not a DICOM, PNG or JPEG file (no DICM preamble, no PNG/JPEG signature)")
 
 
+# -- DICOM header --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DicomPixelModule:
+    """The Image Pixel module attributes the reader relies on, each checked (PS3.3 C.7.6.3)."""
+
+    rows: int
+    columns: int
+    frames: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    photometric: str
+    transfer_syntax: UID | None
+
+    @property
+    def is_color(self) -> bool:
+        return self.photometric in _COLOR_PHOTOMETRIC
+
+
+def read_dicom_header(path: str | Path, *, budget: ImageBudget | None = None) -> DicomPixelModule:
+    """The checked pixel module of a DICOM, read without its pixel data (and, if deflated, within ``budget``)."""
+    path = Path(path)
+    ds = _open_dicom(path, budget, stop_before_pixels=True)
+    return _guarded(path, lambda: _pixel_module(path, ds, header_only=True))
+
+
+def _open_dicom(path: Path, budget: ImageBudget | None, *, stop_before_pixels: bool) -> Dataset:
+    """Parse the file meta first: refuse a transfer syntax nothing here decodes, and a deflated data
+    set that inflates past the budget (pydicom inflates it whole in memory), before the data set."""
+    force = path.suffix.lower() in _DICOM_SUFFIXES
+    try:
+        with path.open("rb") as handle:
+            read_preamble(handle, force)
+            file_meta = _read_file_meta_info(handle)
+            data_start = handle.tell()
+    except InvalidDicomError as e:
+        raise ImageReadError(f"{path}: not a DICOM file ({e})") from e
+    except MemoryError:
+        raise
+    except Exception as e:  # EOFError, struct.error, ValueError, NotImplementedError (unknown VR) ...
+        raise ImageReadError(f"{path}: cannot parse the DICOM file meta information, it may be truncated or "
+                             f"corrupt ({type(e).__name__}: {e})") from e
+    transfer_syntax = _guarded(path, lambda: _checked_transfer_syntax(path, file_meta))
+    deflated = transfer_syntax is not None and transfer_syntax.is_deflated
+    if deflated and budget is not None:
+        _check_inflated_size(path, data_start, budget.byte_limit + _DEFLATE_HEADER_ALLOWANCE)
+    try:
+        if deflated and stop_before_pixels:
+            # pydicom would inflate the whole data set for its header: inflate only the start of it.
+            prefix = DicomBytesIO(_inflated_prefix(path, data_start, _DEFLATE_HEADER_ALLOWANCE))
+            ds = read_dataset(prefix, is_implicit_VR=False, is_little_endian=True,
+                              stop_when=lambda tag, vr, length: tag >= _PIXEL_DATA_TAG)
+            ds.file_meta = file_meta
+            return ds
+        return pydicom.dcmread(path, force=force, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as e:
+        raise ImageReadError(f"{path}: not a DICOM file ({e})") from e
+    except MemoryError:
+        raise
+    except Exception as e:  # pydicom raises EOFError, struct.error, ValueError, zlib.error ... on a cut file
+        raise ImageReadError(f"{path}: cannot parse the DICOM file, it may be truncated or corrupt "
+                             f"({type(e).__name__}: {e})") from e
+
+
+def _checked_transfer_syntax(path: Path, file_meta: Dataset) -> UID | None:
+    """The file's Transfer Syntax UID if this reader can decode it; None when the file names none."""
+    value = _value(path, file_meta, "TransferSyntaxUID")
+    if value is None:
+        return None  # no file meta: pydicom guesses the encoding, and the pixel data is native
+    if isinstance(value, (MultiValue, list, tuple)):
+        raise ImageReadError(f"{path}: TransferSyntaxUID has {len(value)} values, expected one UID")
+    uid = UID(str(value).strip())
+    if uid in _NATIVE_TRANSFER_SYNTAXES:
+        return uid
+    if not uid.is_transfer_syntax or uid.is_private:
+        raise ImageReadError(f"{path}: TransferSyntaxUID {str(uid)!r} is not a transfer syntax this reader can "
+                             f"decode (native: {', '.join(str(t) for t in _NATIVE_TRANSFER_SYNTAXES)}; or a "
+                             "compressed one with an installed decoder)")
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError as e:
+        raise ImageReadError(f"{path}: no pixel data decoder for transfer syntax {uid.name} ({uid})") from e
+    if not decoder.is_available:
+        missing = "; ".join(str(dep) for dep in decoder.missing_dependencies)
+        raise ImageReadError(f"{path}: transfer syntax {uid.name} ({uid}) is compressed and no installed plugin "
+                             f"can decode it (missing: {missing})")
+    return uid
+
+
+def _check_inflated_size(path: Path, offset: int, limit: int) -> None:
+    """Stream-inflate a deflated data set, keeping no output, and refuse it past ``limit`` bytes."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while not inflater.eof and (chunk := handle.read(1 << 16)):
+            while chunk:
+                try:
+                    total += len(inflater.decompress(chunk, 1 << 20))  # at most 1 MiB held at a time
+                except zlib.error as e:
+                    raise ImageReadError(f"{path}: the deflated data set is corrupt (zlib: {e})") from e
+                if total > limit:
+                    raise ImageTooLargeError(f"{path}: the deflated data set inflates to more than {limit:,} bytes, "
+                                             "over the image budget (a decompression bomb?)")
+                chunk = inflater.unconsumed_tail
+
+
+def _inflated_prefix(path: Path, offset: int, size: int) -> bytes:
+    """The first ``size`` bytes (or fewer) of the deflated data set starting at ``offset``."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while len(out) < size and not inflater.eof and (chunk := handle.read(1 << 16)):
+            while chunk and len(out) < size:
+                out += inflater.decompress(chunk, size - len(out))
+                chunk = inflater.unconsumed_tail
+    return bytes(out)
+
+
+def _pixel_module(path: Path, ds: Dataset, *, header_only: bool = False) -> DicomPixelModule:
+    """Check every Image Pixel module attribute the decoder uses; each problem names its tag.
+
+    ``header_only``: ``ds`` was read without its pixel data (so its absence is not an error)."""
+    if not header_only and "PixelData" not in ds:
+        raise ImageReadError(f"{path}: the DICOM has no Pixel Data (7FE0,0010): not an image, or the file "
+                             "is truncated before it")
+    rows = _int(path, ds, "Rows", low=1, high=65535)
+    columns = _int(path, ds, "Columns", low=1, high=65535)
+    bits_allocated = _int(path, ds, "BitsAllocated")
+    if bits_allocated not in SUPPORTED_BITS_ALLOCATED:
+        raise ImageReadError(f"{path}: BitsAllocated {bits_allocated} is not supported "
+                             f"(supported: {', '.join(map(str, SUPPORTED_BITS_ALLOCATED))})")
+    bits_stored = _int(path, ds, "BitsStored")
+    if not 1 <= bits_stored <= bits_allocated:
+        raise ImageReadError(f"{path}: BitsStored {bits_stored} is not in 1..BitsAllocated ({bits_allocated})")
+    # High Bit is BitsStored - 1 in every current IOD; older files may align the data higher in the word.
+    _int(path, ds, "HighBit", default=bits_stored - 1, low=bits_stored - 1, high=bits_allocated - 1)
+    pixel_representation = _int(path, ds, "PixelRepresentation", default=0, low=0, high=1)
+    samples = _int(path, ds, "SamplesPerPixel", default=1, low=1, high=3)
+    frames = _int(path, ds, "NumberOfFrames", default=1, low=1)
+    photometric = _text(path, ds, "PhotometricInterpretation").upper()
+    if not photometric:
+        raise ImageReadError(f"{path}: the DICOM lacks PhotometricInterpretation")
+    is_mono = photometric in ("MONOCHROME1", "MONOCHROME2")
+    if not (is_mono and samples == 1) and not (photometric in _COLOR_PHOTOMETRIC and samples == 3):
+        raise ImageReadError(f"{path}: photometric interpretation {photometric} with {samples} sample(s) "
+                             "per pixel is not a radiograph this reader handles")
+    if samples == 3:
+        _int(path, ds, "PlanarConfiguration", default=0, low=0, high=1)
+    file_meta = getattr(ds, "file_meta", None)
+    transfer_syntax = _checked_transfer_syntax(path, file_meta) if file_meta is not None else None
+    return DicomPixelModule(rows=rows, columns=columns, frames=frames, samples=samples,
+                            bits_allocated=bits_allocated, bits_stored=bits_stored,
+                            pixel_representation=pixel_representation, photometric=photometric,
+                            transfer_syntax=transfer_syntax)
+
+
+def _check_intensity_attributes(path: Path, ds: Dataset) -> None:
+    """The attributes that map stored values to intensities: numbers where numbers are due, before any pixel."""
+    slope = _number(path, ds, "RescaleSlope")
+    _number(path, ds, "RescaleIntercept")
+    if slope == 0:
+        raise ImageReadError(f"{path}: RescaleSlope is 0: every pixel would have the same value")
+    function = _text(path, ds, "VOILUTFunction").upper() or "LINEAR"
+    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        raise ImageReadError(f"{path}: VOILUTFunction is {function!r}, not LINEAR, LINEAR_EXACT or SIGMOID")
+    centers = _numbers(path, ds, "WindowCenter")
+    widths = _numbers(path, ds, "WindowWidth")
+    if centers and widths:
+        # pydicom's windowing (PS3.3 C.11.2.1.2) needs LINEAR width >= 1, the others width > 0.
+        if (function == "LINEAR" and widths[0] < 1) or widths[0] <= 0:
+            raise ImageReadError(f"{path}: WindowWidth {widths[0]:g} is not valid for a {function} window "
+                                 f"(LINEAR needs >= 1, the others > 0)")
+    for sequence in ("ModalityLUTSequence", "VOILUTSequence"):
+        items = _value(path, ds, sequence)
+        if not items:
+            continue
+        descriptor = _value(path, items[0], "LUTDescriptor")
+        values = list(descriptor) if isinstance(descriptor, (MultiValue, list, tuple)) else [descriptor]
+        if len(values) != 3 or not all(isinstance(v, (int, np.integer)) for v in values):
+            raise ImageReadError(f"{path}: {sequence}[0].LUTDescriptor is {descriptor!r}, not three integers")
+        if not 1 <= int(values[2]) <= 16:
+            raise ImageReadError(f"{path}: {sequence}[0].LUTDescriptor gives {values[2]} bits per entry, not 1..16")
+        if _value(path, items[0], "LUTData") is None:
+            raise ImageReadError(f"{path}: {sequence}[0] has no LUTData")
+
+
+def _value(path: Path, ds: Dataset, keyword: str) -> object:
+    """``ds.get(keyword)``, with pydicom's lazy conversion errors (an unknown VR, bad bytes) naming the tag."""
+    try:
+        value = ds.get(keyword)
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise ImageReadError(f"{path}: {keyword} cannot be read ({type(e).__name__}: {e})") from e
+    return None if value is None or value == "" else value
+
+
+def _int(path: Path, ds: Dataset, keyword: str, *, default: int | None = None, low: int | None = None,
+         high: int | None = None) -> int:
+    """One integer attribute within ``[low, high]``; a missing one is ``default`` (or refused)."""
+    value = _value(path, ds, keyword)
+    if value is None:
+        _refuse_if_empty(path, ds, keyword)
+        if default is None:
+            raise ImageReadError(f"{path}: the DICOM lacks {keyword}")
+        return default
+    if isinstance(value, (MultiValue, list, tuple)):
+        raise ImageReadError(f"{path}: {keyword} has {len(value)} values ({_short(value)}), expected one integer")
+    number: int | None = None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, (str, float)):
+        try:
+            as_float = float(value)
+        except ValueError:
+            as_float = math.nan
+        if math.isfinite(as_float) and as_float == int(as_float):
+            number = int(as_float)
+    if number is None:
+        raise ImageReadError(f"{path}: {keyword} is {_short(value)}, not an integer")
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
+        raise ImageReadError(f"{path}: {keyword} is {number}, not in {bounds}")
+    return number
+
+
+def _numbers(path: Path, ds: Dataset, keyword: str) -> list[float]:
+    """A numeric (possibly multi-valued) attribute as finite floats; [] when absent."""
+    value = _value(path, ds, keyword)
+    if value is None:
+        return []
+    values = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+    numbers = []
+    for item in values:
+        try:
+            number = float(item)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ImageReadError(f"{path}: {keyword} is {_short(value)}, not a finite number")
+        numbers.append(number)
+    return numbers
+
+
+def _number(path: Path, ds: Dataset, keyword: str) -> float | None:
+    """A single-valued numeric attribute, or None when absent."""
+    numbers = _numbers(path, ds, keyword)
+    if not numbers:
+        _refuse_if_empty(path, ds, keyword)
+    if len(numbers) > 1:
+        raise ImageReadError(f"{path}: {keyword} has {len(numbers)} values, expected one number")
+    return numbers[0] if numbers else None
+
+
+def _refuse_if_empty(path: Path, ds: Dataset, keyword: str) -> None:
+    """An attribute that is present with no value: pydicom's LUT and decoder code would take it as None."""
+    if keyword in ds:
+        raise ImageReadError(f"{path}: {keyword} is present but empty")
+
+
+def _text(path: Path, ds: Dataset, keyword: str) -> str:
+    """A single-valued text attribute ("" when absent)."""
+    value = _value(path, ds, keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (MultiValue, list, tuple)):
+        raise ImageReadError(f"{path}: {keyword} has {len(value)} values ({_short(value)}), expected one")
+    if isinstance(value, bytes):
+        raise ImageReadError(f"{path}: {keyword} is undecoded bytes {_short(value)}, not text")
+    return str(value).strip()
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(list(value) if isinstance(value, MultiValue) else value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _guarded(path: Path, read):
+    """Run ``read``; anything pydicom raises while converting a malformed element becomes an ImageReadError."""
+    try:
+        return read()
+    except (ImageReadError, MemoryError):
+        raise
+    except Exception as e:
+        raise ImageReadError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from e
+
+
 # -- DICOM -------------------------------------------------------------------------------------
-def read_dicom(path: str | Path, *, window: Window = "auto", frame: int | None = None) -> ImageRead:
+def read_dicom(path: str | Path, *, window: Window = "auto", frame: int | None = None,
+               budget: ImageBudget | None = None) -> ImageRead:
     """Read a DICOM radiograph: Modality LUT, then VOI (or the stored bit range), then MONOCHROME1 inversion.
 
     Args:
@@ -123,55 +475,50 @@ def read_dicom(path: str | Path, *, window: Window = "auto", frame: int | None =
             stored bit range), ``"none"`` (the stored bit range even when the file has a VOI),
             or ``(center, width)``: a DICOM LINEAR window on the Modality LUT output.
         frame: which frame of a multi-frame file to read; a multi-frame file without it is refused.
+        budget: refuse, before decoding, an image (or a deflated data set) larger than this.
+
+    Every header problem (a missing, multi-valued or non-numeric Rows, BitsStored, Window Width ...,
+    an unknown transfer syntax, an unknown VR) is an :class:`ImageReadError` naming the file and
+    the tag, raised before the pixel data is touched.
 
     Returns:
         :class:`ImageRead`, ``image`` ``[1, Rows, Columns]`` float32 in ``[0, 1]``, bright = dense.
     """
     path = Path(path)
     window = _check_window(path, window)
-    try:
-        ds = pydicom.dcmread(path, force=path.suffix.lower() in _DICOM_SUFFIXES)
-    except InvalidDicomError as e:
-        raise ImageReadError(f"{path}: not a DICOM file ({e})") from e
-    except Exception as e:  # pydicom raises EOFError, struct.error, ValueError ... on a cut file
-        raise ImageReadError(f"{path}: cannot parse the DICOM file, it may be truncated or corrupt "
-                             f"({type(e).__name__}: {e})") from e
-    if "PixelData" not in ds:
-        raise ImageReadError(f"{path}: the DICOM has no Pixel Data (7FE0,0010): not an image, or the file "
-                             "is truncated before it")
-    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "PhotometricInterpretation"):
-        if keyword not in ds:
-            raise ImageReadError(f"{path}: the DICOM lacks {keyword}")
+    ds = _open_dicom(path, budget, stop_before_pixels=False)
+    # pydicom converts elements lazily: a malformed value anywhere surfaces on first access.
+    return _guarded(path, lambda: _read_dicom_dataset(path, ds, window, frame, budget))
 
-    photometric = str(ds.PhotometricInterpretation).upper()
-    bits_allocated, bits_stored = int(ds.BitsAllocated), int(ds.BitsStored)
-    samples = int(ds.get("SamplesPerPixel", 1))
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if bits_allocated not in SUPPORTED_BITS_ALLOCATED:
-        raise ImageReadError(f"{path}: BitsAllocated {bits_allocated} is not supported "
-                             f"(supported: {', '.join(map(str, SUPPORTED_BITS_ALLOCATED))})")
-    if not 1 <= bits_stored <= bits_allocated:
-        raise ImageReadError(f"{path}: BitsStored {bits_stored} is not in 1..BitsAllocated ({bits_allocated})")
+
+def _read_dicom_dataset(path: Path, ds: Dataset, window: Window, frame: int | None,
+                        budget: ImageBudget | None) -> ImageRead:
+    module = _pixel_module(path, ds)
+    _check_intensity_attributes(path, ds)
+    n_frames, transfer_syntax = module.frames, module.transfer_syntax
     if n_frames > 1 and frame is None:
         raise ImageReadError(f"{path}: multi-frame DICOM ({n_frames} frames); pass frame=<index> to read one")
     if frame is not None and not 0 <= frame < n_frames:
         raise ImageReadError(f"{path}: frame {frame} out of range (the file has {n_frames} frame(s))")
-    is_mono = photometric in ("MONOCHROME1", "MONOCHROME2")
-    is_color = photometric in ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420")
-    if not (is_mono and samples == 1) and not (is_color and samples == 3):
-        raise ImageReadError(f"{path}: photometric interpretation {photometric} with {samples} sample(s) "
-                             "per pixel is not a radiograph this reader handles")
-
-    transfer_syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    _check_decodable(path, ds, transfer_syntax, n_frames)
+    if budget is not None:
+        budget.check(path, width=module.columns, height=module.rows, frames=n_frames, samples=module.samples,
+                     bytes_per_sample=module.bits_allocated // 8)
+    _check_native_length(path, ds, module)
     try:
         stored = ds.pixel_array
+    except MemoryError:
+        raise
     except Exception as e:  # decoders raise ValueError/RuntimeError/NotImplementedError ...
         ts_name = f"{transfer_syntax.name} ({transfer_syntax})" if transfer_syntax else "unknown transfer syntax"
         raise ImageReadError(f"{path}: cannot decode the pixel data ({ts_name}): {type(e).__name__}: {e}") from e
     original_dtype, original_shape = str(stored.dtype), tuple(stored.shape)
     if n_frames > 1:
         stored = stored[frame]
+    expected_shape = (module.rows, module.columns) + ((3,) if module.samples == 3 else ())
+    if tuple(stored.shape) != expected_shape:  # a compressed stream may hold another size than the header says
+        raise ImageReadError(f"{path}: decoded pixel data has shape {tuple(stored.shape)}, the header says "
+                             f"{expected_shape} (Rows, Columns, SamplesPerPixel)")
+    photometric, bits_allocated, bits_stored = module.photometric, module.bits_allocated, module.bits_stored
 
     meta: dict[str, object] = {
         "path": str(path),
@@ -182,8 +529,8 @@ def read_dicom(path: str | Path, *, window: Window = "auto", frame: int | None =
         "original_dtype": original_dtype,
         "original_shape": original_shape,
         "transfer_syntax": str(transfer_syntax) if transfer_syntax else None,
-        "modality": str(ds.get("Modality", "")) or None,
-        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")) or None,
+        "modality": _text(path, ds, "Modality") or None,
+        "sop_instance_uid": _text(path, ds, "SOPInstanceUID") or None,
         "inverted": False,
         "converted_from_color": False,
     }
@@ -192,24 +539,23 @@ def read_dicom(path: str | Path, *, window: Window = "auto", frame: int | None =
     # Pixel Spacing is calibrated to the patient; Imager Pixel Spacing is at the detector (larger by
     # the geometric magnification). Prefer the first and say which one was used.
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        spacing = ds.get(keyword)
-        if spacing is not None and len(spacing) == 2:
-            meta["pixel_spacing"] = (float(spacing[0]), float(spacing[1]))
+        spacing = _numbers(path, ds, keyword)
+        if len(spacing) == 2:
+            meta["pixel_spacing"] = (spacing[0], spacing[1])
             meta["pixel_spacing_source"] = keyword
             break
 
-    if is_color:
+    if module.is_color:
         # The decoder returns RGB for YBR data (pydicom's as_rgb default); VOI/windowing is
         # defined for monochrome only, so colour is scaled by its stored bit range.
-        rgb = stored.astype(np.float64) / float(2**bits_stored - 1)
-        gray = _luma(rgb)
+        gray = _luma(stored) / float(2**bits_stored - 1)
         meta["converted_from_color"] = True
         meta["window"] = {"kind": "bit_range", "low": 0.0, "high": float(2**bits_stored - 1)}
         return ImageRead(image=_to_tensor(path, gray), meta=meta)
 
     unit = _dicom_to_unit(path, stored, ds, window, meta)
     if photometric == "MONOCHROME1":
-        unit = 1.0 - unit  # after the window: MONOCHROME1 windows are defined on its own values
+        unit = np.subtract(1.0, unit, out=unit)  # after the window: MONOCHROME1 windows are defined on its own values
         meta["inverted"] = True
     return ImageRead(image=_to_tensor(path, unit), meta=meta)
 
@@ -225,33 +571,24 @@ def _check_window(path: Path, window: Window) -> Window:
     return (float(window[0]), float(window[1]))
 
 
-def _check_decodable(path: Path, ds: Dataset, transfer_syntax: UID | None, n_frames: int) -> None:
-    """Refuse a compressed transfer syntax with no installed decoder, and short native pixel data."""
-    if transfer_syntax is None:
-        return
-    if transfer_syntax.is_compressed:
-        try:
-            decoder = get_decoder(transfer_syntax)
-        except NotImplementedError as e:
-            raise ImageReadError(f"{path}: no pixel data decoder for transfer syntax "
-                                 f"{transfer_syntax.name} ({transfer_syntax})") from e
-        if not decoder.is_available:
-            missing = "; ".join(str(dep) for dep in decoder.missing_dependencies)
-            raise ImageReadError(f"{path}: transfer syntax {transfer_syntax.name} ({transfer_syntax}) is "
-                                 f"compressed and no installed plugin can decode it (missing: {missing})")
+def _check_native_length(path: Path, ds: Dataset, module: DicomPixelModule) -> None:
+    """Refuse short native pixel data (compressed syntaxes were checked against their decoders already)."""
+    transfer_syntax = module.transfer_syntax
+    if transfer_syntax is None or transfer_syntax.is_compressed:
         return
     # Native (uncompressed) data: the exact number of bytes is known, so a cut file is caught here
     # with a clear message rather than as a reshape error deep inside the decoder.
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    samples = int(ds.get("SamplesPerPixel", 1))
     # Native YBR_FULL_422 stores chroma for every second pixel: 2 samples per pixel, not 3 (PS3.3 C.7.6.3.1.2).
-    stored_samples = 2 if str(ds.PhotometricInterpretation).upper() == "YBR_FULL_422" else samples
-    expected = rows * cols * stored_samples * n_frames * int(ds.BitsAllocated) // 8
-    got = len(ds.PixelData)
+    stored_samples = 2 if module.photometric == "YBR_FULL_422" else module.samples
+    expected = module.rows * module.columns * stored_samples * module.frames * module.bits_allocated // 8
+    pixel_data = _value(path, ds, "PixelData")
+    if not isinstance(pixel_data, (bytes, bytearray)):
+        raise ImageReadError(f"{path}: PixelData is {type(pixel_data).__name__}, not bytes")
+    got = len(pixel_data)
     if got < expected:
         raise ImageReadError(f"{path}: truncated pixel data: {got} bytes, expected {expected} "
-                             f"(Rows {rows} x Columns {cols} x {stored_samples} stored sample(s) x "
-                             f"{n_frames} frame(s) x BitsAllocated {int(ds.BitsAllocated)}/8)")
+                             f"(Rows {module.rows} x Columns {module.columns} x {stored_samples} stored sample(s) x "
+                             f"{module.frames} frame(s) x BitsAllocated {module.bits_allocated}/8)")
 
 
 def _stored_range_after_modality(ds: Dataset, bits_stored: int) -> tuple[float, float]:
@@ -313,11 +650,17 @@ def _dicom_to_unit(path: Path, stored: np.ndarray, ds: Dataset, window: Window, 
         if y_max == y_min:
             raise ImageReadError(f"{path}: empty windowing output range (RescaleSlope 0?)")
         # Not _to_unit: with a negative slope y_min > y_max, and "below the window" (y_min) must still be 0.
-        return np.clip((np.asarray(out, dtype=np.float64) - y_min) / (y_max - y_min), 0.0, 1.0)
+        # In place on the window's own output (a new array): no extra float64 copies of a large image.
+        unit = np.asarray(out, dtype=np.float64)
+        if np.may_share_memory(unit, stored):  # never write into the decoded pixel data
+            unit = unit.copy()
+        unit -= y_min
+        unit /= y_max - y_min
+        return np.clip(unit, 0.0, 1.0, out=unit)
 
     low, high = _stored_range_after_modality(ds, bits_stored)
     meta["window"] = {"kind": "bit_range", "low": low, "high": high}
-    return _to_unit(path, np.asarray(values, dtype=np.float64), low, high)
+    return _to_unit(path, values, low, high)
 
 
 def _windowing_output_range(ds: Dataset, bits_stored: int) -> tuple[float, float]:
@@ -357,11 +700,13 @@ def _to_unit(path: Path, values: np.ndarray, low: float, high: float) -> np.ndar
         raise ImageReadError(f"{path}: empty intensity range [{low}, {high}]")
     if high < low:  # a negative rescale slope / decreasing LUT range
         low, high = high, low
-    unit = (np.asarray(values, dtype=np.float64) - low) / (high - low)
-    outside = int(np.count_nonzero((unit < 0.0) | (unit > 1.0)))
+    # One float64 working copy, changed in place: a 25-megapixel image costs 200 MB here, not 600.
+    unit = np.subtract(values, low, dtype=np.float64)
+    unit /= high - low
+    outside = int(np.count_nonzero(unit < 0.0)) + int(np.count_nonzero(unit > 1.0))
     if outside:
         log.warning("%s: %d pixel(s) outside the declared range [%g, %g] were clipped", path, outside, low, high)
-    return np.clip(unit, 0.0, 1.0)
+    return np.clip(unit, 0.0, 1.0, out=unit)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -378,11 +723,20 @@ def _to_tensor(path: Path, unit: np.ndarray) -> torch.Tensor:
 
 
 # -- PNG / JPEG --------------------------------------------------------------------------------
-def read_png_jpeg(path: str | Path) -> ImageRead:
+# (samples, bytes per sample) of the array a Pillow mode decodes to (palette images become RGBA).
+_PIL_SAMPLES = {"1": (1, 1), "L": (1, 1), "P": (4, 1), "PA": (4, 1), "LA": (2, 1), "RGB": (3, 1), "RGBA": (4, 1),
+                "CMYK": (4, 1), "YCbCr": (3, 1), "I;16": (1, 2), "I;16B": (1, 2), "I;16L": (1, 2), "I": (1, 4),
+                "F": (1, 4)}
+
+
+def read_png_jpeg(path: str | Path, *, budget: ImageBudget | None = None) -> ImageRead:
     """Read a PNG or JPEG radiograph (taken as bright = dense).
 
     8-bit gray / 1-bit: scaled by 255 (1); 16-bit gray PNG: by 65535, or ``2**s - 1`` with an sBIT
     chunk of ``s`` bits; RGB / palette: BT.601 luma; alpha: dropped if fully opaque, else refused.
+    ``budget`` is checked against the header's size before any pixel is decoded. A JPEG whose scan
+    data is too short for the frame its header declares is refused (libjpeg would fill the rest
+    with grey and only warn).
     Returns :class:`ImageRead`, ``image`` ``[1, H, W]`` float32 in ``[0, 1]``.
     """
     path = Path(path)
@@ -390,25 +744,33 @@ def read_png_jpeg(path: str | Path) -> ImageRead:
         # Someone set Pillow's global flag: a cut file would then decode silently as a grey stripe.
         log.warning("%s: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated JPEGs are not detected", path)
     try:
-        with Image.open(path) as probe:
-            fmt = probe.format
+        with Image.open(path) as probe:  # lazy: reads the header only
+            fmt, mode, size = probe.format, probe.mode, probe.size
+            if fmt not in ("PNG", "JPEG"):
+                raise ImageReadError(f"{path}: format {fmt} is not supported (PNG or JPEG only)")
+            if budget is not None:
+                samples, bytes_per_sample = _PIL_SAMPLES.get(mode, (4, 4))
+                budget.check(path, width=size[0], height=size[1], samples=samples, bytes_per_sample=bytes_per_sample)
             if fmt == "PNG":
                 probe.verify()  # walks every chunk and checks its CRC: catches cut and corrupt PNGs
+        if fmt == "JPEG":
+            _check_jpeg_scan_data(path)
         with Image.open(path) as img:
             img.load()
-            mode, size = img.mode, img.size
             arr = np.asarray(img) if mode not in ("P", "PA", "1") else None
             if mode == "1":
                 arr = np.asarray(img.convert("L"))
             elif mode in ("P", "PA"):
                 arr = np.asarray(img.convert("RGBA"))
+        if fmt == "JPEG":
+            _check_jpeg_complete(path, arr)
     except ImageReadError:
+        raise
+    except MemoryError:
         raise
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, struct.error ...
         raise ImageReadError(f"{path}: cannot read the image, it may be truncated or corrupt "
                              f"({type(e).__name__}: {e})") from e
-    if fmt not in ("PNG", "JPEG"):
-        raise ImageReadError(f"{path}: format {fmt} is not supported (PNG or JPEG only)")
 
     meta: dict[str, object] = {
         "path": str(path),
@@ -433,10 +795,9 @@ def read_png_jpeg(path: str | Path) -> ImageRead:
         high = float(2**bits - 1)
         meta.update(bits_stored=bits, window={"kind": "bit_range", "low": 0.0, "high": high,
                                               "source": "sBIT" if sbit is not None else "bit depth"})
-        return ImageRead(image=_to_tensor(path, _to_unit(path, arr.astype(np.float64), 0.0, high)), meta=meta)
+        return ImageRead(image=_to_tensor(path, _to_unit(path, arr, 0.0, high)), meta=meta)
 
     if mode in ("L", "LA", "RGB", "RGBA", "P", "PA", "1"):
-        arr = arr.astype(np.float64)
         if mode in ("LA", "RGBA", "P", "PA"):
             alpha = arr[..., -1]
             if np.any(alpha < 255):
@@ -457,6 +818,182 @@ def read_png_jpeg(path: str | Path) -> ImageRead:
 
     raise ImageReadError(f"{path}: Pillow mode {mode!r} ({fmt}) is not supported "
                          "(8/16-bit gray, RGB, or opaque RGBA/LA/palette)")
+
+
+# JPEG frame types: baseline/extended sequential Huffman, progressive Huffman (lossless and
+# arithmetic-coded frames get no checks below: Pillow refuses the first, the second is rare).
+_SEQUENTIAL_SOF = (0xC0, 0xC1)
+_PROGRESSIVE_SOF = (0xC2,)
+_ANY_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Bytes put before a JPEG's end marker to see whether the decoder still wanted coded data (no 0xFF in them).
+_JPEG_PROBE = bytes((37 * i + 11) % 255 for i in range(512))
+
+
+@dataclass
+class _JpegFrame:
+    sof: int
+    height: int
+    width: int
+    components: dict[int, tuple[int, int]]  # component id -> (h, v) sampling factors
+
+
+@dataclass
+class _JpegScan:
+    header: bytes  # the SOS segment: Ns, (component, tables) pairs, Ss, Se, Ah/Al
+    start: int  # entropy-coded data: data[start:end]
+    end: int
+    coded: int  # its bytes less stuffed zeros and restart markers
+    huffman: dict[tuple[int, int], tuple[bytes, bytes]]  # (class, id) -> (16 counts, symbols) in force
+    restart_interval: int
+
+
+def _jpeg_structure(data: bytes) -> tuple[_JpegFrame | None, list[_JpegScan]]:
+    """The frame header and the scans of a JPEG, read marker by marker (nothing is decoded)."""
+    frame: _JpegFrame | None = None
+    scans: list[_JpegScan] = []
+    huffman: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+    restart_interval, pos = 0, 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            break  # not at a marker: a malformed stream Pillow reports on its own
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if marker == 0xD9:
+            break
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos + 4:pos + 2 + length]
+        pos += 2 + length
+        if marker in _ANY_SOF and len(segment) >= 6:
+            n = segment[5]
+            frame = _JpegFrame(marker, int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big"),
+                               {segment[6 + 3 * i]: (segment[7 + 3 * i] >> 4, segment[7 + 3 * i] & 15)
+                                for i in range(n) if 8 + 3 * i <= len(segment)})
+        elif marker == 0xC4:
+            offset = 0
+            while offset + 17 <= len(segment):
+                counts = segment[offset + 1:offset + 17]
+                huffman[(segment[offset] >> 4, segment[offset] & 15)] = (
+                    counts, segment[offset + 17:offset + 17 + sum(counts)])
+                offset += 17 + sum(counts)
+        elif marker == 0xDD and len(segment) >= 2:
+            restart_interval = int.from_bytes(segment[:2], "big")
+        elif marker == 0xDA:
+            end, coded = _scan_extent(data, pos)
+            scans.append(_JpegScan(segment, pos, end, coded, dict(huffman), restart_interval))
+            pos = end
+    return frame, scans
+
+
+def _scan_extent(data: bytes, start: int) -> tuple[int, int]:
+    """``(end, coded bytes)`` of the entropy-coded data from ``start``: up to the next marker, not
+    counting stuffed zero bytes and restart markers."""
+    pos, skipped = start, 0
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            end = len(data)
+            break
+        following = data[pos + 1]
+        if following == 0x00:
+            skipped += 1
+            pos += 2
+        elif 0xD0 <= following <= 0xD7:
+            skipped += 2
+            pos += 2
+        elif following == 0xFF:  # fill bytes before a marker
+            skipped += 1
+            pos += 1
+        else:
+            end = pos
+            break
+    return end, end - start - skipped
+
+
+def _scan_layout(frame: _JpegFrame, header: bytes) -> tuple[int, list[tuple[int, int]]] | None:
+    """``(MCUs, [(DC table, AC table) of each block of one MCU])`` of a scan, or None if unreadable."""
+    n = header[0] if header else 0
+    if not frame.components or n < 1 or len(header) < 1 + 2 * n + 3:
+        return None
+    h_max = max(h for h, _ in frame.components.values()) or 1
+    v_max = max(v for _, v in frame.components.values()) or 1
+    blocks: list[tuple[int, int]] = []
+    for i in range(n):
+        component, tables = header[1 + 2 * i], header[2 + 2 * i]
+        h, v = frame.components.get(component, (1, 1))
+        if n == 1:  # a non-interleaved scan codes the component's own blocks, one per MCU
+            mcus = (math.ceil(math.ceil(frame.width * h / h_max) / 8)
+                    * math.ceil(math.ceil(frame.height * v / v_max) / 8))
+            return mcus, [(tables >> 4, tables & 15)]
+        blocks += [(tables >> 4, tables & 15)] * (h * v)
+    return math.ceil(frame.width / (8 * h_max)) * math.ceil(frame.height / (8 * v_max)), blocks
+
+
+def _scan_lower_bound_bits(frame: _JpegFrame, scan: _JpegScan) -> int:
+    """The fewest bits a scan can take for the frame's size: every block of a sequential scan
+    holds a DC and an AC code, every block of a progressive DC scan a DC code (or one raw bit when
+    refining), each at least as long as the shortest code of its table."""
+    layout = _scan_layout(frame, scan.header)
+    if layout is None or frame.sof not in _SEQUENTIAL_SOF + _PROGRESSIVE_SOF:
+        return 0
+    mcus, blocks = layout
+    n = scan.header[0]
+    ss, ah = scan.header[1 + 2 * n], scan.header[3 + 2 * n] >> 4
+
+    def shortest(kind: int, table: int) -> int:
+        counts = scan.huffman.get((kind, table), (b"", b""))[0]
+        return next((i + 1 for i, count in enumerate(counts) if count), 1)
+
+    if frame.sof in _SEQUENTIAL_SOF:
+        return mcus * sum(shortest(0, dc) + shortest(1, ac) for dc, ac in blocks)
+    if ss == 0:
+        return mcus * sum(shortest(0, dc) if ah == 0 else 1 for dc, _ in blocks)
+    return 0  # progressive AC scans: one end-of-band run may cover thousands of blocks
+
+
+def _check_jpeg_scan_data(path: Path) -> None:
+    """Refuse a JPEG whose entropy-coded data is shorter than the least its frame header needs.
+
+    libjpeg decodes a scan that ends early (a frame header patched to a larger size, or a cut file
+    with its end marker put back) by filling the missing blocks with grey, and only warns; Pillow
+    then returns that grey image. This bound catches the first before anything is decoded; the
+    second is caught after decoding by :func:`_check_jpeg_complete`.
+    """
+    frame, scans = _jpeg_structure(path.read_bytes())
+    if frame is None:
+        return
+    for number, scan in enumerate(scans, 1):
+        needed = _scan_lower_bound_bits(frame, scan)
+        if scan.coded * 8 < needed:
+            raise ImageReadError(
+                f"{path}: truncated JPEG: scan {number} of the {frame.width} x {frame.height} frame needs at least "
+                f"{(needed + 7) // 8:,} bytes of coded data, the file holds {scan.coded:,}")
+
+
+def _check_jpeg_complete(path: Path, arr: np.ndarray) -> None:
+    """After decoding: refuse a JPEG whose coded data ran out before its last block.
+
+    A complete scan is decoded to its last block before the decoder reaches the end marker, so bytes
+    put just before that marker are skipped (libjpeg warns of "extraneous bytes") and change
+    nothing. When the data ran out, libjpeg filled the rest with grey; decoded again, those same
+    bytes are taken as coded data and the missing blocks come out different. One more decode of a
+    JPEG that is within the budget already: exact for sequential files, and for progressive ones
+    unless the probe bytes happen to code "no change" for every missing block.
+    """
+    data = path.read_bytes()
+    end = data.rfind(b"\xff\xd9")
+    if end < 0:
+        return  # no end marker: Pillow has refused the file already
+    with Image.open(io.BytesIO(data[:end] + _JPEG_PROBE + data[end:])) as probe:
+        probe.load()
+        again = np.asarray(probe)
+    if again.shape != arr.shape or not np.array_equal(again, arr):
+        raise ImageReadError(f"{path}: truncated JPEG: its coded data ends before the last block of the "
+                             f"{arr.shape[1]} x {arr.shape[0]} frame (libjpeg would fill the rest with grey)")
 
 
 def _png_sbit(path: Path) -> int | None:

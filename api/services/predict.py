@@ -18,8 +18,8 @@ from typing import BinaryIO
 from anatomy_vlm.api import schemas
 from anatomy_vlm.api.services.errors import ServiceError
 from anatomy_vlm.api.services.runtime import Runtime
-from anatomy_vlm.api.services.uploads import SUFFIX, check_size, read_header, sniff
-from anatomy_vlm.exceptions import GraphStoreError, GraphUnavailableError, ImageReadError, UnknownConceptError
+from anatomy_vlm.api.services.uploads import SUFFIX, check_size, decode, read_header, sniff
+from anatomy_vlm.exceptions import GraphStoreError, GraphUnavailableError, UnknownConceptError
 
 
 WRITE_ATTEMPTS = 3  # a provenance write that hit a concurrent one is tried again (it rolled back whole)
@@ -69,26 +69,22 @@ def predict_upload(
     cancelled: threading.Event,
 ) -> schemas.PredictOut:
     """Check, decode and score one upload; with ``persist`` write its provenance (unless ``cancelled``)."""
-    from anatomy_vlm.encoder.io import read_image
+    from anatomy_vlm.encoder.io import ImageBudget
 
     settings = runtime.settings
+    budget = ImageBudget(max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
     with tempfile.TemporaryDirectory(prefix="anatomy-vlm-upload-") as folder:
         path, kind = spool_upload(source, filename, content_type, Path(folder))
-        header = read_header(path, kind, filename)
+        header = read_header(path, kind, filename, budget)  # 415/413/422 from the header, before any slot
         check_size(header, settings.max_image_side, settings.max_image_pixels, filename)
-        try:
-            image = read_image(path).image  # [1, H, W] float32 in [0, 1]
-        except ImageReadError as error:
-            # The reader names the temp file; the client knows its file by the name it sent.
-            raise ServiceError(422, str(error).replace(str(path), filename)) from error
-    if tuple(image.shape[1:]) != (header.height, header.width):
-        raise ServiceError(422, f"{filename}: decoded {tuple(image.shape[1:])} pixels, the header said "
-                                f"{(header.height, header.width)}")
-    with runtime.predict_slots:
-        if cancelled.is_set():
-            raise ServiceError(504, "prediction timed out while waiting for a free worker")
-        predictor = runtime.model.current(runtime.graph)
-        record = predictor.predict([image], top_k=top_k)[0]
+        # Decoding can cost more memory than scoring, so it holds a worker slot too: at most
+        # predict_workers uploads are decoded or scored at once.
+        with runtime.predict_slots:
+            if cancelled.is_set():
+                raise ServiceError(504, "prediction timed out while waiting for a free worker")
+            image = decode(path, filename, header, budget)  # [1, H, W] float32 in [0, 1]
+            predictor = runtime.model.current(runtime.graph)
+            record = predictor.predict([image], top_k=top_k)[0]
     store = runtime.graph.store()
     persisted = False
     if persist:

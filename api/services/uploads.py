@@ -2,8 +2,12 @@
 
 A 50,000 x 50,000 PNG is a few hundred bytes of header and 2.5 GB once decoded, so its size must
 be refused from the header: the PNG IHDR chunk, the JPEG SOFn segment, or the DICOM Rows, Columns
-and Number of Frames (read with ``stop_before_pixels``). Pillow's decompression-bomb guard stays
-as a second line behind this one, not the only one.
+and Number of Frames (read with ``stop_before_pixels``, every pixel-module tag checked, a deflated
+data set inflated as a stream within the budget). The readers check the same :class:`ImageBudget`
+again before they allocate, and Pillow's decompression-bomb guard stays as a last line.
+
+Status codes: 415 not an image we take, 413 over a limit, 422 a header or pixel data that is cut,
+corrupt or malformed; every message names the client's file and the problem (the tag, for DICOM).
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from anatomy_vlm.api.services.errors import ServiceError
+from anatomy_vlm.exceptions import ImageReadError, ImageTooLargeError
+
+if TYPE_CHECKING:  # the readers pull in torch; the service imports them when the first upload arrives
+    from anatomy_vlm.encoder.io import ImageBudget
 
 ImageKind = Literal["png", "jpeg", "dicom"]
 SUFFIX: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
@@ -52,19 +60,39 @@ def sniff(head: bytes, filename: str, content_type: str) -> ImageKind:
     if declared in _DICOM_TYPES or Path(filename).suffix.lower() in {".dcm", ".dicom", ".dic"}:
         return "dicom"  # a DICOM without its 128-byte preamble: the reader still takes it
     if not head:
-        raise ServiceError(422, "the uploaded file is empty")
+        raise ServiceError(422, f"{filename or 'the upload'}: the uploaded file is empty")
     raise ServiceError(415, f"{filename or 'the upload'} is not a PNG, JPEG or DICOM file "
                             "(no PNG/JPEG signature, no DICM preamble)")
 
 
-def read_header(path: Path, kind: ImageKind, filename: str) -> ImageHeader:
-    """The image's size from its header only; 422 when the header is cut or malformed."""
+def read_header(path: Path, kind: ImageKind, filename: str, budget: "ImageBudget | None" = None) -> ImageHeader:
+    """The image's size from its header only; 422 when the header is cut or malformed, 413 over ``budget``."""
     with path.open("rb") as handle:
         if kind == "png":
             return _png_header(handle, filename)
         if kind == "jpeg":
             return _jpeg_header(handle, filename)
-    return _dicom_header(path, filename)
+    return _dicom_header(path, filename, budget)
+
+
+def decode(path: Path, filename: str, header: ImageHeader, budget: "ImageBudget"):
+    """Decode a checked upload to ``[1, H, W]`` float32 in ``[0, 1]``; 413/422 naming the client's file."""
+    from anatomy_vlm.encoder.io import read_image
+
+    try:
+        image = read_image(path, budget=budget).image
+    except ImageReadError as error:
+        raise _service_error(error, path, filename) from error
+    if tuple(image.shape[1:]) != (header.height, header.width):
+        raise ServiceError(422, f"{filename}: decoded {tuple(image.shape[1:])} pixels, the header said "
+                                f"{(header.height, header.width)}")
+    return image
+
+
+def _service_error(error: ImageReadError, path: Path, filename: str) -> ServiceError:
+    # The reader names the temp file; the client knows its file by the name it sent.
+    status = 413 if isinstance(error, ImageTooLargeError) else 422
+    return ServiceError(status, str(error).replace(str(path), filename))
 
 
 def check_size(header: ImageHeader, max_side: int, max_pixels: int, filename: str) -> None:
@@ -121,17 +149,11 @@ def _jpeg_header(handle: BinaryIO, filename: str) -> ImageHeader:
     raise ServiceError(422, f"{filename}: JPEG is truncated or has no frame header (SOFn) before its scan data")
 
 
-def _dicom_header(path: Path, filename: str) -> ImageHeader:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+def _dicom_header(path: Path, filename: str, budget: "ImageBudget | None") -> ImageHeader:
+    from anatomy_vlm.encoder.io import read_dicom_header
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        rows, columns = ds.get("Rows"), ds.get("Columns")
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, struct.error) as error:
-        raise ServiceError(422, f"{filename}: DICOM header cannot be read, the file may be truncated or corrupt "
-                                f"({type(error).__name__}: {error})") from error
-    if rows is None or columns is None:
-        raise ServiceError(422, f"{filename}: DICOM has no Rows/Columns: it holds no image")
-    return ImageHeader("dicom", int(columns), int(rows), max(frames, 1))
+        module = read_dicom_header(path, budget=budget)
+    except ImageReadError as error:
+        raise _service_error(error, path, filename) from error
+    return ImageHeader("dicom", module.columns, module.rows, module.frames)

@@ -328,3 +328,171 @@ def test_native_ybr_full_422_is_read_as_luma() -> None:
 
     y = pixel_array(path, as_rgb=False)[..., 0] / 255.0  # the stored luma channel
     assert torch.allclose(result.image[0], torch.from_numpy(y).float(), atol=0.02)
+
+
+# -- header validation: every problem names the file and the tag (issue 14, R4) ----------------------
+def _dicom_with(tmp_path: Path, name: str, keyword: str, vr: str, value: object) -> Path:
+    """A valid 16-bit DICOM with one attribute replaced (``vr`` forces the VR it is written with)."""
+    import pydicom
+    from pydicom.datadict import tag_for_keyword
+
+    path = write_dicom(tmp_path / name, np.zeros((4, 5), np.uint16), bits_stored=12, WindowCenter=100,
+                       WindowWidth=200, RescaleSlope=1, RescaleIntercept=0)
+    ds = pydicom.dcmread(path)
+    tag = tag_for_keyword(keyword)
+    if tag in ds:
+        del ds[tag]
+    ds.add_new(tag, vr, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("keyword, vr, value, message", [
+    ("BitsStored", "LO", "abc", "BitsStored is 'abc', not an integer"),
+    ("BitsAllocated", "US", [16, 8], "BitsAllocated has 2 values ([16, 8]), expected one integer"),
+    ("Rows", "US", [4, 4], "Rows has 2 values"),
+    ("Columns", "LO", "five", "Columns is 'five', not an integer"),
+    ("Rows", "US", 0, "Rows is 0, not in 1..65535"),
+    ("HighBit", "US", 3, "HighBit is 3, not in 11..15"),
+    ("PixelRepresentation", "US", 2, "PixelRepresentation is 2, not in 0..1"),
+    ("PixelRepresentation", "LO", "", "PixelRepresentation is present but empty"),
+    ("SamplesPerPixel", "OB", b"\x01\x00", "SamplesPerPixel is b'\\x01\\x00', not an integer"),
+    ("PhotometricInterpretation", "CS", ["MONOCHROME2", "RGB"], "PhotometricInterpretation has 2 values"),
+    ("PhotometricInterpretation", "CS", "PALETTE COLOR", "photometric interpretation PALETTE COLOR"),
+    ("NumberOfFrames", "IS", "0", "NumberOfFrames is 0, not in 1..inf"),
+    ("NumberOfFrames", "LO", "many", "NumberOfFrames is 'many', not an integer"),
+    ("WindowCenter", "LO", "abc", "WindowCenter is 'abc', not a finite number"),
+    ("WindowWidth", "LO", "abc", "WindowWidth is 'abc', not a finite number"),
+    ("WindowWidth", "DS", "0", "WindowWidth 0 is not valid for a LINEAR window"),
+    ("RescaleSlope", "DS", [1, 2], "RescaleSlope has 2 values, expected one number"),
+    ("RescaleSlope", "DS", "0", "RescaleSlope is 0"),
+    ("RescaleIntercept", "LO", "nan", "RescaleIntercept is 'nan', not a finite number"),
+    ("RescaleIntercept", "DS", "", "RescaleIntercept is present but empty"),
+    ("VOILUTFunction", "CS", "CUBIC", "VOILUTFunction is 'CUBIC'"),
+])
+def test_malformed_dicom_attribute_names_the_tag(tmp_path: Path, keyword, vr, value, message) -> None:
+    path = _dicom_with(tmp_path, "upload.dcm", keyword, vr, value)
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("uid, message", [
+    ("1.2.3.4", "TransferSyntaxUID '1.2.3.4' is not a transfer syntax this reader can decode"),
+    ("1.3.6.1.4.1.9590.100.1.2.999", "TransferSyntaxUID '1.3.6.1.4.1.9590.100.1.2.999' is not a transfer syntax"),
+    ("1.2.840.10008.5.1.4.1.1.7", "is not a transfer syntax"),  # a UID, but a SOP class
+    ("1.2.840.10008.1.2.4.52", "no pixel data decoder for transfer syntax JPEG Extended (Process 3 and 5)"),
+])
+def test_unknown_or_undecodable_transfer_syntax_is_refused(tmp_path: Path, uid, message) -> None:
+    path = write_dicom(tmp_path / "ts.dcm", np.zeros((4, 4), np.uint16), bits_stored=12)
+    data = path.read_bytes()
+    old = b"1.2.840.10008.1.2.1\x00"
+    value = uid.encode() + (b"\x00" if len(uid) % 2 else b"")
+    at = data.index(old)
+    data = data[:at - 2] + struct.pack("<H", len(value)) + value + data[at + len(old):]
+    path.write_bytes(data)  # the meta's group length is now off: pydicom reads on, as it does for real files
+    with pytest.raises(ImageReadError, match=r"ts\.dcm: ") as info:
+        read_image(path)
+    assert message in str(info.value)
+
+
+def test_unknown_vr_names_the_tag(tmp_path: Path) -> None:
+    # A bit flip in the VR of Rows (US -> QS): pydicom raises only when the value is first used.
+    path = write_dicom(tmp_path / "vr.dcm", np.zeros((4, 4), np.uint16), bits_stored=12)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\x28\x00\x10\x00US")
+    data[at + 4:at + 6] = b"QS"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"vr\.dcm: Rows cannot be read .*Unknown Value Representation 'QS'"):
+        read_image(path)
+
+
+# -- the pixel budget, checked before anything is decoded -------------------------------------------
+def test_budget_refuses_from_the_header_before_decoding(tmp_path: Path) -> None:
+    from anatomy_vlm.encoder.io import ImageBudget
+    from anatomy_vlm.exceptions import ImageTooLargeError
+
+    # Headers over the budget whose pixel data is garbage or missing: the budget error comes first,
+    # so nothing was decoded (a decode would have failed on the data).
+    png = bytearray(_png_16(tmp_path / "big.png", np.zeros((300, 200), np.uint16)).read_bytes())
+    png[-20:-12] = b"\x00" * 8  # inside the IDAT: now corrupt
+    (tmp_path / "big.png").write_bytes(bytes(png))
+    with pytest.raises(ImageTooLargeError, match=r"big\.png: the header declares 60,000 pixels \(200 x 300\); "
+                                                 r"the budget is 10,000"):
+        read_image(tmp_path / "big.png", budget=ImageBudget(max_pixels=10_000))
+    dicom = write_dicom(tmp_path / "big.dcm", np.zeros((300, 200), np.uint16), bits_stored=12,
+                        pixel_bytes=b"\x00" * 10)  # truncated pixel data
+    with pytest.raises(ImageTooLargeError, match=r"big\.dcm: .*60,000 pixels"):
+        read_image(dicom, budget=ImageBudget(max_pixels=10_000))
+    rgb = write_dicom(tmp_path / "rgb.dcm", np.zeros((100, 100, 3), np.uint8), bits_stored=8, photometric="RGB",
+                      SamplesPerPixel=3, PlanarConfiguration=0)
+    with pytest.raises(ImageTooLargeError, match=r"30,000 bytes of decoded pixels .*3 sample\(s\) of 1 byte"):
+        read_image(rgb, budget=ImageBudget(max_pixels=10_000, max_bytes=20_000))
+    # within the budget the same reader decodes as before
+    assert read_image(rgb, budget=ImageBudget(max_pixels=10_000, max_bytes=30_000)).image.shape == (1, 100, 100)
+    with pytest.raises(ValueError, match="positive"):
+        ImageBudget(max_pixels=0)
+
+
+def test_deflated_dicom_bomb_is_refused_while_streaming(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from anatomy_vlm.encoder.io import ImageBudget, read_dicom_header
+    from anatomy_vlm.exceptions import ImageTooLargeError
+
+    # A 16 x 16 header over 32 MB of zero pixel data: a few tens of KB on disk.
+    path = write_dicom(tmp_path / "bomb.dcm", np.zeros((16, 16), np.uint16), bits_stored=12,
+                       transfer_syntax=DeflatedExplicitVRLittleEndian, pixel_bytes=bytes(32 << 20))
+    assert path.stat().st_size < 100_000
+    budget = ImageBudget(max_pixels=1_000_000, max_bytes=4 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageTooLargeError, match=r"bomb\.dcm: the deflated data set inflates to more than "
+                                                     r"5,242,880 bytes"):
+            read_image(path, budget=budget)
+        with pytest.raises(ImageTooLargeError):
+            read_dicom_header(path, budget=budget)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"refusing the bomb held {peak:,} bytes"
+    # Its header alone (no budget) is read from the first MiB inflated, not from all 32 MB.
+    module = read_dicom_header(path)
+    assert (module.rows, module.columns, module.bits_allocated) == (16, 16, 16)
+
+
+# -- JPEG scan data shorter than the frame: an error, not grey fill ----------------------------------
+def _jpeg(tmp_path: Path, name: str, arr: np.ndarray, **save) -> bytes:
+    Image.fromarray(arr).save(tmp_path / name, format="JPEG", **save)
+    return (tmp_path / name).read_bytes()
+
+
+def test_jpeg_with_frame_patched_larger_is_truncated(tmp_path: Path) -> None:
+    data = bytearray(_jpeg(tmp_path, "ok.jpg", np.random.default_rng(2).integers(0, 255, (64, 64), dtype=np.uint8)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 2048, 2048)
+    (tmp_path / "patched.jpg").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"patched\.jpg: truncated JPEG: scan 1 of the 2048 x 2048 frame needs "
+                                             r"at least 32,768 bytes of coded data"):
+        read_image(tmp_path / "patched.jpg")
+
+
+@pytest.mark.parametrize("save", [{}, {"progressive": True}, {"restart_marker_blocks": 4}], ids=str)
+def test_jpeg_cut_with_its_end_marker_put_back_is_truncated(tmp_path: Path, save) -> None:
+    rng = np.random.default_rng(3)
+    for mode, shape in (("L", (48, 56)), ("RGB", (48, 56, 3))):
+        data = _jpeg(tmp_path, "ok.jpg", rng.integers(0, 255, shape, dtype=np.uint8), **save)
+        assert read_image(tmp_path / "ok.jpg").image.shape == (1, 48, 56)
+        (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3] + b"\xff\xd9")
+        with pytest.raises(ImageReadError, match=r"cut\.jpg: truncated JPEG"):
+            read_image(tmp_path / "cut.jpg")
+
+
+def test_flat_grey_jpeg_is_not_mistaken_for_fill(tmp_path: Path) -> None:
+    # libjpeg's fill value is 128: a whole image of it must still read.
+    for save in ({}, {"progressive": True}):
+        _jpeg(tmp_path, "grey.jpg", np.full((40, 40), 128, np.uint8), **save)
+        result = read_image(tmp_path / "grey.jpg")
+        torch.testing.assert_close(result.image, torch.full((1, 40, 40), 128 / 255))
