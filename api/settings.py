@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     predict_timeout_s: float = Field(60.0, gt=0)  # decode + predict (+ persist) budget -> 504
     cypher_timeout_s: float = Field(30.0, gt=0)  # server-side transaction timeout of /cypher -> 504
     # The client hears back at cypher_timeout_s + this even when the backend ignores transaction
-    # timeouts (the embedded ArcadeDB does: its query then runs on to the end in the background).
+    # timeouts (the embedded ArcadeDB does: it aborts the statement at its own statement timeout).
     cypher_grace_s: float = Field(5.0, ge=0)
     cypher_max_rows: int = Field(10_000, ge=1)  # the most rows /cypher returns, whatever "limit" asks
 

@@ -399,7 +399,16 @@ _CACHE: dict[tuple[str, int, int], tuple[PadChestReport, ...]] = {}
 
 
 def _parse(path: Path, size: int, progress: bool) -> tuple[PadChestReport, ...]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the Report column can be long
+    # The Report column can be long. The limit is process-wide, so it is put back afterwards: the
+    # curated sources' reader relies on the default to refuse an oversized field (curation read-back).
+    previous = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    try:
+        return _parse_rows(path, size, progress)
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _parse_rows(path: Path, size: int, progress: bool) -> tuple[PadChestReport, ...]:
     reports: list[PadChestReport] = []
     seen: set[str] = set()
     try:

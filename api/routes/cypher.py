@@ -18,8 +18,9 @@ router = APIRouter(tags=["cypher"])
              summary="Read-only Cypher in a READ transaction with a timeout and a row limit",
              responses=error_responses(400, 401, 403, 422, 503, 504))
 async def post_cypher(body: schemas.CypherIn, runtime: RuntimeDep, _: Reader) -> schemas.CypherOut:
-    # The server cancels the transaction at cypher_timeout_s; the grace covers a backend that does not
-    # honour transaction timeouts, so the client always hears back.
+    # The server cancels the transaction at cypher_timeout_s (ArcadeDB at its statement timeout) and
+    # the store's watchdog closes the query's connection soon after; the grace makes sure the client
+    # always hears back.
     timeout = runtime.settings.cypher_timeout_s
     try:
         return await asyncio.wait_for(run_in_threadpool(service.run_cypher, runtime, body),
