@@ -149,7 +149,11 @@ def kg_query(
             table.add_row(*(escape(row[c] if isinstance(row[c], str) else json.dumps(row[c], default=str)) for c in result.columns))
         console.print(table)
     if result.truncated:
-        error_console.print(f"[yellow]more than {limit} rows; showing the first {limit} (raise --limit)[/]")
+        from anatomy_vlm.kg.store import MAX_RESULT_BYTES
+
+        error_console.print(f"[yellow]truncated at {len(result.rows)} rows: the query returns more than --limit "
+                            f"{limit} rows or {MAX_RESULT_BYTES // 2**20} MiB of results (raise --limit, or return "
+                            "less per row)[/]")
 
 
 # -- kg variant -------------------------------------------------------------------------------
