@@ -48,10 +48,6 @@ class ModelConfig:
         if self.node_dim is not None and self.node_dim <= 0:
             raise ValueError(f"ModelConfig.node_dim must be positive, got {self.node_dim!r}")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
-        return typed_from_dict(cls, data, "model")
-
 
 @dataclass
 class AlignerConfig:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import threading
-import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -173,32 +171,14 @@ def _save_version(versions: VersionStore, ontology: Ontology) -> str:
         return ontology.content_hash()
 
 
-# What each graph variant held after this process last published to it, by the content hash the
-# variant records: reading a variant back costs about as much as syncing it, and the variant's
-# version (one small query) says whether the copy is still what the graph holds.
-_published: "weakref.WeakKeyDictionary[object, dict[str, tuple[str, Ontology]]]" = weakref.WeakKeyDictionary()
-_published_lock = threading.Lock()
-
-
-def _graph_ontology(store, variant: str) -> Ontology:
-    """What ``variant`` holds: the copy kept from the last publish while the graph's version matches it."""
-    version = store.version(variant)
-    with _published_lock:
-        kept = _published.get(store, {}).get(variant)
-    if kept is not None and version is not None and kept[0] == version:
-        return kept[1]
-    return store.read_ontology(variant)
-
-
 def _publisher(runtime: Runtime, before: Ontology) -> Callable[[Ontology], Ontology]:
     store = runtime.graph.store()
     variant = runtime.settings.variant
 
     def publish(curated_after: Ontology) -> Ontology:
-        published = apply_diff(_graph_ontology(store, variant), diff_ontologies(before, curated_after))
-        with _published_lock:
-            # Kept under its own hash: used only once the graph records that version (the sync committed).
-            _published.setdefault(store, {})[variant] = (published.content_hash(), published)
+        published = apply_diff(runtime.ontologies.get(store, variant), diff_ontologies(before, curated_after))
+        # Kept under its own hash: used only once the graph records that version (the sync committed).
+        runtime.ontologies.put(variant, published.content_hash(), published)
         return published
 
     return publish

@@ -130,9 +130,15 @@ class OntologyCache:
             if cached is not None and cached[0] == info.version:
                 return cached[1]
         ontology = store.read_ontology(variant)
-        with self._lock:
-            self._entries[variant] = (info.version, ontology)
+        self.put(variant, info.version, ontology)
         return ontology
+
+    def put(self, variant: str, version: str, ontology: Ontology) -> None:
+        """Keep ``ontology`` as ``variant``'s content at ``version`` (curation publishes it; reading
+        the variant back would cost about as much as the sync). ``get`` uses it only once the graph
+        records that version."""
+        with self._lock:
+            self._entries[variant] = (version, ontology)
 
 
 @dataclass
