@@ -140,13 +140,6 @@ SET n.variant = $variant
 RETURN count(n) AS written
 """
 
-DELETE_RETIRED_CONCEPTS = f"""
-UNWIND $rows AS concept_id
-MATCH (n:{CONCEPT} {{variant: $retired, id: concept_id}})
-DETACH DELETE n
-RETURN count(*) AS written
-"""
-
 
 def move_provenance_edges(rel_type: str) -> str:
     """Copy the provenance edges of one type from retired concepts onto their new-kind nodes."""

@@ -303,8 +303,9 @@ class GraphStore:
             write_all(tx)
             for rel_type in queries.PROVENANCE_EDGE_TYPES:
                 tx.run(queries.move_provenance_edges(rel_type), rows=plan.recreated, variant=variant, retired=retired).consume()
-            _expect(tx, queries.DELETE_RETIRED_CONCEPTS, len(plan.recreated), f"retired concepts of {variant!r} deleted",
-                    rows=plan.recreated, retired=retired)
+            # the retired key space is a variant name of its own: the ordinary deletion serves
+            _expect(tx, queries.DELETE_CONCEPTS, len(plan.recreated), f"retired concepts of {variant!r} deleted",
+                    rows=plan.recreated, variant=retired)
             if tx.run(queries.END_SYNC_JOURNAL, id=journal_id).single()["written"] != 1:
                 raise GraphStoreError(
                     f"the sync of variant {variant!r} was undone by a recovery elsewhere while it ran; nothing was written"
